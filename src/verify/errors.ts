@@ -1,0 +1,80 @@
+import { errors } from 'jose';
+
+/**
+ * Why a token was refused. Stable: the agentserver may log, count or branch on these. Every one
+ * of them means "401 with `WWW-Authenticate: Bearer error="invalid_token"`" (RFC 6750 §3.1)
+ * except `jwks_unavailable`, which is the verifier's own trouble (503, not the caller's fault).
+ */
+export const VERIFY_ERROR_CODES = [
+  'malformed', // not a compact JWS, bad JSON, a required claim missing or of the wrong shape
+  'wrong_type', // header typ is not at+jwt (RFC 9068 §4: an ID token or other JWT must not pass)
+  'wrong_algorithm', // alg outside the allow-list: none, HS* (key confusion), anything unexpected
+  'unknown_key', // no key in the JWKS has the token's kid, even after a refetch
+  'invalid_signature',
+  'wrong_issuer',
+  'wrong_audience', // RFC 9068 §4 / RFC 8707: the token was issued for another resource
+  'expired',
+  'not_yet_valid', // nbf in the future
+  'jwks_unavailable', // the JWKS could not be fetched or is not a usable key set
+] as const;
+
+export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];
+
+/** A refused token. The message names the failed check and never contains the token. */
+export class VerifyError extends Error {
+  override name = 'VerifyError';
+  readonly code: VerifyErrorCode;
+
+  constructor(code: VerifyErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+// jose's messages are fixed strings about the check ("signature verification failed"), never
+// the token; but its claim errors carry the decoded payload, so that is not kept as `cause`.
+function claimCode(claim: string, reason: string): VerifyErrorCode {
+  if (reason === 'missing' || reason === 'invalid') return 'malformed';
+  switch (claim) {
+    case 'typ':
+      return 'wrong_type';
+    case 'iss':
+      return 'wrong_issuer';
+    case 'aud':
+      return 'wrong_audience';
+    case 'nbf':
+      return 'not_yet_valid';
+    default:
+      return 'malformed';
+  }
+}
+
+/** Translate whatever jwtVerify threw into a VerifyError. */
+export function toVerifyError(err: unknown): VerifyError {
+  if (err instanceof VerifyError) return err;
+  if (err instanceof errors.JWTExpired) return new VerifyError('expired', 'the token has expired');
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    return new VerifyError(claimCode(err.claim, err.reason), `claim check failed: ${err.message}`);
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) {
+    return new VerifyError('wrong_algorithm', 'the token algorithm is not allowed');
+  }
+  if (err instanceof errors.JWKSNoMatchingKey) {
+    return new VerifyError('unknown_key', 'no key in the JWKS matches the token kid and alg');
+  }
+  if (err instanceof errors.JWKSMultipleMatchingKeys) {
+    // Only possible without a kid: Gatehouse always sets one, so refuse rather than try each key.
+    return new VerifyError('unknown_key', 'the token has no kid and several JWKS keys could match');
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) {
+    return new VerifyError('invalid_signature', 'signature verification failed');
+  }
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) {
+    return new VerifyError('malformed', `the token is malformed: ${err.message}`);
+  }
+  // A key in the JWKS that does not import (wrong kty/crv for the alg, private material...).
+  if (err instanceof errors.JWKInvalid || err instanceof errors.JWKSInvalid) {
+    return new VerifyError('jwks_unavailable', 'the JWKS key is not usable', { cause: err });
+  }
+  return new VerifyError('malformed', 'the token could not be verified', { cause: err });
+}

@@ -1,0 +1,117 @@
+// gatehouse/verify: offline verification of Gatehouse access tokens for the agentserver.
+// Plain RFC 9068 §4 rules, so a verifier in any language can apply the same ones.
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { parseClaims, type AccessTokenClaims } from './claims.ts';
+import { toVerifyError, VerifyError } from './errors.ts';
+
+export { can, hasRole, parseClaims, type AccessTokenClaims } from './claims.ts';
+export { VERIFY_ERROR_CODES, VerifyError, type VerifyErrorCode } from './errors.ts';
+export {
+  ACR_MFA,
+  ACR_MFA_OR_STRONGER,
+  ACR_PHR,
+  checkAuthentication,
+  stepUpChallenge,
+  type AuthenticationCheck,
+  type StepUpChallengeOptions,
+  type StepUpRequirement,
+} from './step-up.ts';
+
+/** Asymmetric algorithms only: Gatehouse signs with ES256 by default (DESIGN.md). */
+export const DEFAULT_ALGORITHMS: readonly string[] = ['ES256', 'EdDSA', 'RS256', 'PS256'];
+
+export interface VerifierOptions {
+  /** Exact `iss` value, e.g. `https://id.example.com`. */
+  issuer: string;
+  /** This resource server's identifier(s); the token's `aud` must contain one (RFC 8707). */
+  audience: string | string[];
+  /** Default `<issuer>/jwks`. Must be https, except on a loopback host. */
+  jwksUri?: string;
+  /** A key set given directly (tests, air-gapped use): no HTTP at all. */
+  jwks?: JSONWebKeySet;
+  /** Default DEFAULT_ALGORITHMS. `none` and HS* are refused. */
+  algorithms?: string[];
+  /** Allowed clock skew for exp/nbf, seconds. Default 30. */
+  clockToleranceSeconds?: number;
+  /** Minimum time between two JWKS fetches triggered by unknown kids, ms. Default 30000. */
+  cooldownMs?: number;
+  /** Refetch the JWKS when the cached copy is older than this, ms. Default 600000. */
+  cacheMaxAgeMs?: number;
+  /** Abort a JWKS fetch after this long, ms. Default 5000. */
+  timeoutMs?: number;
+}
+
+export interface Verifier {
+  /** Resolves to the typed claims, or rejects with a VerifyError. */
+  verify(token: string): Promise<AccessTokenClaims>;
+}
+
+// RFC 9068 §4: the token MUST be rejected when alg is none; HS* with a public key as the shared
+// secret is the classic algorithm-confusion forgery, so symmetric algorithms are never allowed.
+function checkAlgorithms(algorithms: readonly string[]): string[] {
+  if (algorithms.length === 0) throw new TypeError('algorithms must not be empty');
+  for (const alg of algorithms) {
+    if (alg.toLowerCase() === 'none' || /^HS/i.test(alg)) throw new TypeError(`algorithm ${alg} is not allowed for access tokens`);
+  }
+  return [...algorithms];
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+// Whoever can change the JWKS in transit can mint tokens: plain http only where it cannot leave
+// the machine (the same rule DESIGN.md sets for the issuer).
+function jwksUrl(options: VerifierOptions): URL {
+  const url = new URL(options.jwksUri ?? `${options.issuer.replace(/\/+$/, '')}/jwks`);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    throw new TypeError('jwksUri must be https (http is allowed only on a loopback host)');
+  }
+  return url;
+}
+
+// Separate "no such key" (the token's fault, or a rotation: jose refetches) from "could not get
+// the keys at all" (ours), so the agentserver can answer 401 for one and 503 for the other.
+function keyResolver(options: VerifierOptions): JWTVerifyGetKey {
+  const resolve: JWTVerifyGetKey = options.jwks
+    ? createLocalJWKSet(options.jwks)
+    : createRemoteJWKSet(jwksUrl(options), {
+        cooldownDuration: options.cooldownMs ?? 30_000,
+        cacheMaxAge: options.cacheMaxAgeMs ?? 600_000,
+        timeoutDuration: options.timeoutMs ?? 5_000,
+      });
+  return async (header, token) => {
+    try {
+      return await resolve(header, token);
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) throw err;
+      throw new VerifyError('jwks_unavailable', 'the JWKS could not be fetched or used', { cause: err });
+    }
+  };
+}
+
+export function createVerifier(options: VerifierOptions): Verifier {
+  if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('issuer is required');
+  const audience = typeof options.audience === 'string' ? [options.audience] : [...options.audience];
+  if (audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')) throw new TypeError('audience is required');
+  const algorithms = checkAlgorithms(options.algorithms ?? DEFAULT_ALGORITHMS);
+  const clockTolerance = options.clockToleranceSeconds ?? 30;
+  const getKey = keyResolver(options);
+
+  return {
+    async verify(token: string): Promise<AccessTokenClaims> {
+      if (typeof token !== 'string' || token === '') throw new VerifyError('malformed', 'no token');
+      try {
+        const { payload } = await jwtVerify(token, getKey, {
+          algorithms,
+          typ: 'at+jwt', // RFC 9068 §4; jose also accepts application/at+jwt
+          issuer: options.issuer,
+          audience,
+          clockTolerance,
+          requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id'],
+        });
+        return parseClaims(payload);
+      } catch (err) {
+        throw toVerifyError(err);
+      }
+    },
+  };
+}
