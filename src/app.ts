@@ -1,0 +1,271 @@
+// Assembles one Gatehouse instance: database, keys, oidc-provider, HTTP routes, background jobs.
+// main.ts starts it as a server; tests start it on a random port against a fresh database.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import Koa from 'koa';
+import Router from '@koa/router';
+import type Provider from 'oidc-provider';
+import type { Config } from './config/config.ts';
+import { loadMasterKey } from './crypto/master-key.ts';
+import { createSealer, type Sealer } from './crypto/seal.ts';
+import { openDatabase, type Db } from './db/connect.ts';
+import { migrateToLatest } from './db/migrate.ts';
+import { ChangeFeed } from './db/change-feed.ts';
+import { ClientCache } from './clients/client-cache.ts';
+import { ensureKeys, loadKeySet, rotateIfDue, deleteExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
+import { buildProvider, MAX_SIGNED_LIFETIME, type ProviderDeps } from './oidc/provider.ts';
+import { deleteExpiredPayloads } from './oidc/adapter.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createMetrics, routeGroup, type Metrics } from './http/metrics.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { healthRoutes } from './http/health.ts';
+import { jwksRoute } from './oidc/jwks.ts';
+import { staticRoutes } from './http/static.ts';
+import { errorView } from '../views/error.ts';
+
+export interface Gatehouse {
+  config: Config;
+  db: Db;
+  log: Logger;
+  metrics: Metrics;
+  sealer: Sealer;
+  clients: ClientCache;
+  keyPolicy: KeyPolicy;
+  /** The provider in force; rebuilt when signing keys change. */
+  provider(): Provider;
+  keys(): KeySet;
+  app: Koa;
+  /** Re-read keys and clients now (what the change feed does on every instance). */
+  refresh(): Promise<void>;
+  listen(): Promise<{ url: string; server: http.Server | https.Server }>;
+  close(): Promise<void>;
+  /** Hooks for the people and admin domains. */
+  router: Router;
+  setProviderHooks(hooks: Partial<Pick<ProviderDeps, 'accountTokenClaims' | 'findAccount' | 'configure'>>): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Poll interval of the change feed (ms). */
+  pollMs?: number;
+  /** Use an already-open database (tests). */
+  db?: Db;
+  /** Run background jobs (cleanup, automatic key rotation). */
+  jobs?: boolean;
+}
+
+export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const masterKey = loadMasterKey(config, (msg) => log.warn(msg));
+  const sealer = createSealer(masterKey);
+  const db = opts.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  try {
+    const applied = await migrateToLatest(db);
+    if (applied.length) log.info({ migrations: applied }, 'database migrated');
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const metrics = createMetrics();
+  const clients = new ClientCache(db.kysely);
+  const algs: SigningAlg[] = [...new Set<SigningAlg>([config.accessTokenAlg, 'RS256'])];
+  const keyPolicy: KeyPolicy = { algs, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, maxSignedLifetimeSeconds: MAX_SIGNED_LIFETIME };
+  await ensureKeys(db.kysely, sealer, keyPolicy);
+
+  // Cookie signing keys derived from the master key, so every instance signs alike.
+  const cookieKeys = [crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse cookie keys v1', 32)].map((k) => Buffer.from(k).toString('base64url'));
+
+  let keySet = await loadKeySet(db.kysely, sealer);
+  let hooks: Partial<ProviderDeps> = {};
+  const makeProvider = () =>
+    buildProvider({
+      issuer: config.issuer,
+      audience: config.audience,
+      accessTokenAlg: config.accessTokenAlg,
+      keys: keySet,
+      db: db.kysely,
+      clients,
+      cookieKeys,
+      trustProxy: config.trustProxy,
+      refreshIdleTtl: config.refreshIdleTtl,
+      refreshAbsoluteTtl: config.refreshAbsoluteTtl,
+      ...hooks,
+    });
+  let provider = makeProvider();
+  let callback = provider.callback();
+  metrics.signingKeys.set(keySet.published.length);
+
+  const instrument = (p: Provider) => {
+    p.on('grant.success', (ctx) => metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }));
+    p.on('grant.error', (_ctx, err: any) => metrics.tokenErrors.inc({ error: String(err?.error ?? 'server_error') }));
+    p.on('server_error', (ctx, err) => log.error({ err, requestId: ctx.res.getHeader('x-request-id') }, 'oidc-provider server error'));
+  };
+  instrument(provider);
+
+  const reloadKeys = async () => {
+    keySet = await loadKeySet(db.kysely, sealer);
+    provider = makeProvider();
+    instrument(provider);
+    callback = provider.callback();
+    metrics.signingKeys.set(keySet.published.length);
+    log.info({ current: keySet.currentKid, published: keySet.published.length }, 'signing keys loaded');
+  };
+
+  const feed = new ChangeFeed(db.kysely);
+  feed.on('change', (topic) => {
+    if (topic === 'clients') clients.invalidate();
+    if (topic === 'keys') reloadKeys().catch((err) => log.error({ err }, 'reloading signing keys failed'));
+  });
+  feed.on('error', (err) => log.warn({ err: err.message }, 'change feed poll failed'));
+  await feed.poll();
+  feed.start(opts.pollMs ?? 1000);
+
+  const app = new Koa({ proxy: config.trustProxy });
+  const router = new Router();
+  let ready = true;
+
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = crypto.randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.res.setHeader('X-Request-Id', requestId);
+    try {
+      await next();
+    } catch (err) {
+      log.error({ err, requestId }, 'unhandled error');
+      ctx.status = 500;
+      ctx.set('cache-control', 'no-store');
+      if (ctx.accepts('html', 'json') === 'html') {
+        ctx.type = 'html';
+        ctx.body = errorView({ title: 'Something went wrong', message: 'An internal error occurred.', requestId });
+      } else {
+        ctx.body = { error: 'server_error', error_description: 'internal error' };
+      }
+    } finally {
+      const route = routeGroup(ctx.path);
+      const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.httpRequests.inc({ route, status: `${Math.floor(status / 100)}xx` });
+      metrics.httpDuration.observe({ route }, seconds);
+      if (route !== 'token' || status >= 400) {
+        // The path only: query strings may carry state, hints or codes.
+        log.info({ requestId, method: ctx.method, path: ctx.path.slice(0, 200), status, ms: Math.round(seconds * 1000), ip: ctx.ip }, 'request');
+      }
+    }
+  });
+  app.use(securityHeaders({ https: !!config.tls || config.issuer.startsWith('https:') }));
+  app.use(async (ctx, next) => {
+    // Refuse oversized bodies before anything reads them (oidc-provider's own limit is 56 KiB).
+    const length = Number(ctx.get('content-length') || 0);
+    if (length > config.maxBodyBytes) {
+      ctx.status = 413;
+      ctx.set('cache-control', 'no-store');
+      ctx.body = { error: 'invalid_request', error_description: `request body larger than ${config.maxBodyBytes} bytes` };
+      return;
+    }
+    await next();
+  });
+
+  healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics });
+  jwksRoute(router, { keys: () => keySet, maxAgeSeconds: config.jwksMaxAgeSeconds });
+  staticRoutes(router);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  // Everything else is oidc-provider's: discovery, /auth, /token, /me, introspection, revocation, logout.
+  app.use(async (ctx) => {
+    ctx.respond = false;
+    await callback(ctx.req, ctx.res);
+  });
+
+  const timers: NodeJS.Timeout[] = [];
+  if (opts.jobs !== false) {
+    const every = (ms: number, name: string, fn: () => Promise<unknown>) => {
+      timers.push(setInterval(() => fn().catch((err) => log.warn({ err: (err as Error).message, job: name }, 'background job failed')), ms).unref());
+    };
+    every(10 * 60_000, 'cleanup', async () => {
+      const n = await deleteExpiredPayloads(db.kysely);
+      const k = await deleteExpiredKeys(db.kysely, new Date());
+      if (n || k) log.info({ payloads: n, keys: k }, 'expired rows deleted');
+    });
+    every(60_000, 'key-rotation', async () => {
+      const rotated = await rotateIfDue(db.kysely, sealer, keyPolicy, config.keyRotationSeconds);
+      if (rotated.length) log.info({ rotated }, 'signing keys rotated automatically');
+    });
+  }
+
+  let server: http.Server | https.Server | null = null;
+  const sockets = new Set<import('node:net').Socket>();
+
+  const gatehouse: Gatehouse = {
+    config,
+    db,
+    log,
+    metrics,
+    sealer,
+    clients,
+    keyPolicy,
+    app,
+    router,
+    provider: () => provider,
+    keys: () => keySet,
+    async refresh() {
+      clients.invalidate();
+      await reloadKeys();
+    },
+    async setProviderHooks(h) {
+      hooks = { ...hooks, ...h };
+      provider = makeProvider();
+      instrument(provider);
+      callback = provider.callback();
+    },
+    async listen() {
+      const handler = app.callback();
+      if (config.tls) {
+        server = https.createServer(
+          {
+            cert: fs.readFileSync(config.tls.certFile),
+            key: fs.readFileSync(config.tls.keyFile),
+            ...(config.tls.caFile ? { ca: fs.readFileSync(config.tls.caFile) } : {}),
+            minVersion: 'TLSv1.3',
+            // Ask for a client certificate (tls_client_auth) without requiring one.
+            requestCert: true,
+            rejectUnauthorized: false,
+          },
+          handler,
+        );
+      } else {
+        server = http.createServer(handler);
+      }
+      server.headersTimeout = 20_000;
+      server.requestTimeout = 30_000;
+      server.on('connection', (s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+      });
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(config.port, config.host, () => resolve());
+      });
+      const address = server.address() as import('node:net').AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return { url: `${config.tls ? 'https' : 'http'}://${host}:${address.port}`, server };
+    },
+    async close() {
+      ready = false; // load balancers stop sending traffic
+      feed.stop();
+      for (const t of timers) clearInterval(t);
+      if (server) {
+        const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
+        server.closeIdleConnections?.();
+        // In-flight requests get a moment to finish; then remaining sockets are cut.
+        const forced = setTimeout(() => sockets.forEach((s) => s.destroy()), 5000);
+        await closing;
+        clearTimeout(forced);
+      }
+      await db.close();
+    },
+  };
+  return gatehouse;
+}

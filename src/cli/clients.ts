@@ -1,0 +1,89 @@
+import { createClient, deleteClient, listClients, rotateClientSecret, DEFAULT_SECRET_OVERLAP_SECONDS, type AuthMethod } from '../clients/clients.service.ts';
+import { GatehouseError } from '../errors.ts';
+import type { Command } from './main.ts';
+import fs from 'node:fs';
+
+function readJwks(file: string | undefined): unknown {
+  if (!file) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new GatehouseError('VALIDATION', `--jwks-file: cannot read a JSON Web Key Set from ${file} (${(err as Error).message})`);
+  }
+}
+
+export const clientCommands: Command[] = [
+  {
+    name: 'clients create',
+    summary: 'create a service client or a browser application',
+    options: {
+      name: { type: 'string' },
+      grant: { type: 'string', multiple: true },
+      role: { type: 'string', multiple: true },
+      permission: { type: 'string', multiple: true },
+      auth: { type: 'string' },
+      'allow-cidr': { type: 'string', multiple: true },
+      'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-redirect-uri': { type: 'string', multiple: true },
+      public: { type: 'boolean' },
+      'jwks-file': { type: 'string' },
+      'tls-subject-dn': { type: 'string' },
+    },
+    async run(ctx, v) {
+      if (v.public && v.auth) throw new GatehouseError('VALIDATION', '--public and --auth exclude each other');
+      const created = await createClient(ctx.db.kysely, {
+        name: v.name ?? '',
+        grants: v.grant ?? [],
+        auth: (v.public ? 'none' : v.auth) as AuthMethod | undefined,
+        roles: v.role,
+        permissions: v.permission,
+        allowedCidrs: v['allow-cidr'],
+        redirectUris: v['redirect-uri'],
+        postLogoutRedirectUris: v['post-logout-redirect-uri'],
+        jwks: readJwks(v['jwks-file']) as any,
+        tlsSubjectDn: v['tls-subject-dn'],
+      });
+      const text = created.client_secret
+        ? `client_id:     ${created.client_id}\nclient_secret: ${created.client_secret}\nThe secret is shown once; Gatehouse keeps only its hash.`
+        : `client_id: ${created.client_id}`;
+      return { json: created, text };
+    },
+  },
+  {
+    name: 'clients list',
+    summary: 'list clients',
+    options: {},
+    async run(ctx) {
+      const clients = await listClients(ctx.db.kysely);
+      const text = clients.length
+        ? clients.map((c) => `${c.client_id}  ${c.kind.padEnd(7)}  ${c.name}  roles=${c.roles.join(',') || '-'}  auth=${c.auth}${c.allowed_cidrs.length ? '  networks=' + c.allowed_cidrs.join(',') : ''}`).join('\n')
+        : 'no clients';
+      return { json: { clients }, text };
+    },
+  },
+  {
+    name: 'clients rotate-secret',
+    summary: 'issue a new client secret (the old one works for --overlap seconds)',
+    options: { 'client-id': { type: 'string' }, overlap: { type: 'string' } },
+    async run(ctx, v) {
+      if (!v['client-id']) throw new GatehouseError('VALIDATION', '--client-id is required');
+      const overlap = v.overlap === undefined ? DEFAULT_SECRET_OVERLAP_SECONDS : Number(v.overlap);
+      if (!Number.isInteger(overlap) || overlap < 0 || overlap > 30 * 86400) throw new GatehouseError('VALIDATION', '--overlap must be a whole number of seconds from 0 to 2592000');
+      const r = await rotateClientSecret(ctx.db.kysely, v['client-id'], overlap);
+      return {
+        json: r,
+        text: `client_id:     ${r.client_id}\nclient_secret: ${r.client_secret}\n${r.previous_secret_valid_until ? `The previous secret works until ${r.previous_secret_valid_until}.` : 'The previous secret no longer works.'}`,
+      };
+    },
+  },
+  {
+    name: 'clients delete',
+    summary: 'delete a client and revoke its grants',
+    options: { 'client-id': { type: 'string' } },
+    async run(ctx, v) {
+      if (!v['client-id']) throw new GatehouseError('VALIDATION', '--client-id is required');
+      await deleteClient(ctx.db.kysely, v['client-id']);
+      return { json: { ok: true, client_id: v['client-id'] }, text: `deleted ${v['client-id']}` };
+    },
+  },
+];

@@ -1,0 +1,36 @@
+// What a command needs: the same configuration and database as the server, no HTTP.
+import { loadConfig, type Config } from '../config/config.ts';
+import { loadMasterKey } from '../crypto/master-key.ts';
+import { createSealer, type Sealer } from '../crypto/seal.ts';
+import { openDatabase, type Db } from '../db/connect.ts';
+import { migrateToLatest } from '../db/migrate.ts';
+import type { KeyPolicy, SigningAlg } from '../keys/keys.service.ts';
+import { MAX_SIGNED_LIFETIME } from '../oidc/provider.ts';
+
+export interface CliContext {
+  config: Config;
+  db: Db;
+  sealer: Sealer;
+  keyPolicy: KeyPolicy;
+  close(): Promise<void>;
+}
+
+export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise<CliContext> {
+  const config = loadConfig(env);
+  const sealer = createSealer(loadMasterKey(config, (msg) => process.stderr.write(`gatehouse: ${msg}\n`)));
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    await migrateToLatest(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const algs = [...new Set<SigningAlg>([config.accessTokenAlg, 'RS256'])];
+  return {
+    config,
+    db,
+    sealer,
+    keyPolicy: { algs, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, maxSignedLifetimeSeconds: MAX_SIGNED_LIFETIME },
+    close: () => db.close(),
+  };
+}

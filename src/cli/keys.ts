@@ -1,0 +1,25 @@
+import { ensureKeys, listKeys, rotateKeys } from '../keys/keys.service.ts';
+import type { Command } from './main.ts';
+
+export const keyCommands: Command[] = [
+  {
+    name: 'keys list',
+    summary: 'list signing keys and their states',
+    options: {},
+    async run(ctx) {
+      await ensureKeys(ctx.db.kysely, ctx.sealer, ctx.keyPolicy);
+      const keys = await listKeys(ctx.db.kysely);
+      const text = keys.map((k) => `${k.kid}  ${k.alg.padEnd(5)}  ${k.state.padEnd(7)}  created ${k.created_at}${k.published_until ? `  published until ${k.published_until}` : ''}`).join('\n');
+      return { json: { keys }, text };
+    },
+  },
+  {
+    name: 'keys rotate',
+    summary: 'promote the next keys to current now (--force: even if verifiers may not know them yet)',
+    options: { force: { type: 'boolean' } },
+    async run(ctx, v) {
+      const rotated = await rotateKeys(ctx.db.kysely, ctx.sealer, ctx.keyPolicy, { force: !!v.force });
+      return { json: { ok: true, rotated }, text: rotated.map((r) => `${r.alg}: current ${r.current} (was ${r.retired}), next ${r.next}`).join('\n') };
+    },
+  },
+];

@@ -1,0 +1,71 @@
+// The `gatehouse` command line (DESIGN.md, "Command-line contract"). With --json a command prints
+// one JSON object on stdout and nothing else; errors go to stderr with a non-zero exit.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isGatehouseError } from '../errors.ts';
+import { openContext, type CliContext } from './context.ts';
+import { clientCommands } from './clients.ts';
+import { keyCommands } from './keys.ts';
+import { migrateToLatest } from '../db/migrate.ts';
+
+export interface Command {
+  /** e.g. "clients create" */
+  name: string;
+  summary: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(ctx: CliContext, values: Record<string, any>): Promise<{ json: unknown; text: string }>;
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const migrate: Command = {
+  name: 'migrate',
+  summary: 'run database migrations',
+  options: {},
+  async run(ctx) {
+    const applied = await migrateToLatest(ctx.db);
+    return { json: { ok: true, applied }, text: applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date' };
+  },
+};
+
+export function allCommands(): Command[] {
+  return [migrate, ...clientCommands, ...keyCommands];
+}
+
+function usage(commands: Command[]): string {
+  return ['usage: gatehouse <command> [options] [--json]', '', ...commands.map((c) => `  ${c.name.padEnd(22)} ${c.summary}`)].join('\n');
+}
+
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, out = process.stdout, err = process.stderr): Promise<number> {
+  const commands = allCommands();
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const command = commands.find((c) => c.name === words.slice(0, c.name.split(' ').length).join(' '));
+  if (!command || argv.includes('--help') || argv.includes('-h')) {
+    (command || argv.length === 0 || argv.includes('--help') ? out : err).write(usage(commands) + '\n');
+    return command || argv.length === 0 || argv.includes('--help') ? 0 : 2;
+  }
+  let values: Record<string, any>;
+  try {
+    const parsed = parseArgs({ args: argv.slice(command.name.split(' ').length), options: { ...command.options, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
+    values = parsed.values;
+  } catch (e) {
+    err.write(`gatehouse ${command.name}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  let ctx: CliContext | undefined;
+  try {
+    ctx = await openContext(env);
+    const result = await command.run(ctx, values);
+    out.write(values.json ? JSON.stringify(result.json) + '\n' : result.text + '\n');
+    return 0;
+  } catch (e) {
+    const error = e as Error;
+    const shown = isGatehouseError(e) || ['UsageError', 'ConfigError', 'DataDirInUseError', 'DatabaseUnavailableError', 'MigrationError', 'SealError'].includes(error?.name);
+    err.write(`gatehouse ${command.name}: ${shown ? error.message : 'internal error: ' + (error?.message ?? String(e))}\n`);
+    return isGatehouseError(e) || error?.name === 'UsageError' ? 2 : 1;
+  } finally {
+    await ctx?.close();
+  }
+}
+

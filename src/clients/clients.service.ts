@@ -1,0 +1,189 @@
+// Service clients (client credentials) and browser applications (code + PKCE), as DESIGN.md
+// "Service clients" and the command-line contract describe them.
+import ipaddr from 'ipaddr.js';
+import { type Kysely, sql } from 'kysely';
+import { z } from 'zod';
+import { isPermission, isRole } from '../authz/model.ts';
+import { bumpVersion } from '../db/change-feed.ts';
+import type { ClientRow, Database } from '../db/schema.ts';
+import { GatehouseError } from '../errors.ts';
+import * as repo from './clients.repository.ts';
+import { hashClientSecret, newClientId, newClientSecret } from './secret.ts';
+
+export const AUTH_METHODS = ['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
+/** How long a rotated-out secret keeps working, so a fleet can roll over without downtime. */
+export const DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600;
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+const cidr = z.string().max(64).refine((v) => {
+  try {
+    ipaddr.parseCIDR(v);
+    return true;
+  } catch {
+    return ipaddr.isValid(v);
+  }
+}, 'must be an IP network in CIDR notation, for example 10.0.0.0/8');
+
+const redirectUri = z.string().max(2000).refine((v) => {
+  try {
+    const u = new URL(v);
+    // Exact-match redirect URIs (RFC 9700 §2.1): no fragment, https except on loopback.
+    return !u.hash && (u.protocol === 'https:' || (u.protocol === 'http:' && LOCAL_HOSTS.has(u.hostname)));
+  } catch {
+    return false;
+  }
+}, 'must be an absolute https URL without a fragment (http only for localhost)');
+
+const publicJwks = z.object({
+  keys: z
+    .array(z.record(z.string(), z.unknown()))
+    .min(1)
+    .max(10)
+    .refine((keys) => keys.every((k) => typeof k.kty === 'string' && k.d === undefined && k.k === undefined), 'must hold public keys only'),
+});
+
+const createSchema = z
+  .object({
+    name: z.string().trim().min(1, 'name is required').max(100, 'name must be at most 100 characters').regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
+    grants: z.array(z.enum(['client_credentials', 'authorization_code', 'refresh_token'])).min(1, 'at least one grant is required'),
+    auth: z.enum(AUTH_METHODS).default('client_secret_basic'),
+    roles: z.array(z.string().refine(isRole, 'is not a role (viewer, operator, admin, owner, auditor)')).max(5).default([]),
+    permissions: z.array(z.string().refine(isPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject')).max(100).default([]),
+    allowedCidrs: z.array(cidr).max(50).default([]),
+    redirectUris: z.array(redirectUri).max(20).default([]),
+    postLogoutRedirectUris: z.array(redirectUri).max(20).default([]),
+    jwks: publicJwks.optional(),
+    tlsSubjectDn: z.string().max(500).optional(),
+  })
+  .superRefine((v, ctx) => {
+    const service = v.grants.includes('client_credentials');
+    const browser = v.grants.includes('authorization_code');
+    if (service && browser) ctx.addIssue({ code: 'custom', path: ['grants'], message: 'a client is either a service (client_credentials) or a browser application (authorization_code), not both' });
+    if (v.grants.includes('refresh_token') && !browser) ctx.addIssue({ code: 'custom', path: ['grants'], message: 'refresh_token goes with authorization_code' });
+    if (browser && v.redirectUris.length === 0) ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a browser application needs at least one redirect URI' });
+    if (service && v.redirectUris.length > 0) ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client has no redirect URIs' });
+    if (service && v.auth === 'none') ctx.addIssue({ code: 'custom', path: ['auth'], message: 'a service client must authenticate' });
+    if (v.auth === 'private_key_jwt' && !v.jwks) ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client public keys (a JWKS)' });
+    if (v.auth === 'tls_client_auth' && !v.tlsSubjectDn) ctx.addIssue({ code: 'custom', path: ['tlsSubjectDn'], message: 'tls_client_auth needs the certificate subject DN' });
+  });
+
+export type CreateClientInput = z.input<typeof createSchema>;
+
+export function validationError(err: z.ZodError): GatehouseError {
+  const issue = err.issues[0]!;
+  const field = issue.path.join('.') || 'input';
+  return new GatehouseError('VALIDATION', `${field}: ${issue.message}`, { field });
+}
+
+export interface CreatedClient {
+  client_id: string;
+  /** Shown once; Gatehouse keeps only its hash. Absent for public clients and key-based auth. */
+  client_secret?: string;
+}
+
+export async function createClient(db: Kysely<Database>, input: CreateClientInput): Promise<CreatedClient> {
+  const parsed = createSchema.safeParse(input);
+  if (!parsed.success) throw validationError(parsed.error);
+  const v = parsed.data;
+  const kind = v.grants.includes('client_credentials') ? 'service' : 'browser';
+  const clientId = newClientId(kind);
+  const secret = v.auth === 'client_secret_basic' ? newClientSecret() : undefined;
+  const metadata: Record<string, unknown> = {
+    client_name: v.name,
+    grant_types: [...new Set(v.grants)],
+    response_types: kind === 'browser' ? ['code'] : [],
+    redirect_uris: v.redirectUris,
+    token_endpoint_auth_method: v.auth,
+  };
+  if (v.postLogoutRedirectUris.length) metadata.post_logout_redirect_uris = v.postLogoutRedirectUris;
+  if (v.jwks) metadata.jwks = v.jwks;
+  if (v.tlsSubjectDn) metadata.tls_client_auth_subject_dn = v.tlsSubjectDn;
+  await db.transaction().execute(async (trx) => {
+    await repo.insertClient(trx, {
+      client_id: clientId,
+      name: v.name,
+      kind,
+      metadata: JSON.stringify(metadata),
+      secret_hash: secret ? hashClientSecret(secret) : null,
+      roles: JSON.stringify([...new Set(v.roles)]),
+      permissions: JSON.stringify([...new Set(v.permissions)]),
+      allowed_cidrs: JSON.stringify(v.allowedCidrs),
+    });
+    await bumpVersion(trx, 'clients');
+  });
+  return secret ? { client_id: clientId, client_secret: secret } : { client_id: clientId };
+}
+
+export interface ClientSummary {
+  client_id: string;
+  name: string;
+  kind: string;
+  grants: string[];
+  auth: string;
+  roles: string[];
+  permissions: string[];
+  allowed_cidrs: string[];
+  redirect_uris: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+export function summarize(row: ClientRow): ClientSummary {
+  const m = row.metadata as { grant_types?: string[]; token_endpoint_auth_method?: string; redirect_uris?: string[] };
+  return {
+    client_id: row.client_id,
+    name: row.name,
+    kind: row.kind,
+    grants: m.grant_types ?? [],
+    auth: m.token_endpoint_auth_method ?? 'client_secret_basic',
+    roles: row.roles,
+    permissions: row.permissions,
+    allowed_cidrs: row.allowed_cidrs,
+    redirect_uris: m.redirect_uris ?? [],
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  };
+}
+
+export async function listClients(db: Kysely<Database>): Promise<ClientSummary[]> {
+  return (await repo.listClients(db)).map(summarize);
+}
+
+async function mustFind(db: Kysely<Database>, clientId: string): Promise<ClientRow> {
+  const row = typeof clientId === 'string' && clientId.length <= 200 ? await repo.findClient(db, clientId) : undefined;
+  if (!row) throw new GatehouseError('NOT_FOUND', `no client with id ${JSON.stringify(String(clientId).slice(0, 200))}`);
+  return row;
+}
+
+/**
+ * A new secret, shown once. The old one keeps working for `overlapSeconds` (0: revoked now),
+ * so services can be rolled over one at a time.
+ */
+export async function rotateClientSecret(db: Kysely<Database>, clientId: string, overlapSeconds = DEFAULT_SECRET_OVERLAP_SECONDS): Promise<{ client_id: string; client_secret: string; previous_secret_valid_until: string | null }> {
+  const row = await mustFind(db, clientId);
+  if (!row.secret_hash) throw new GatehouseError('VALIDATION', `client ${clientId} does not authenticate with a secret`);
+  const secret = newClientSecret();
+  const until = overlapSeconds > 0 ? new Date(Date.now() + overlapSeconds * 1000) : null;
+  await db.transaction().execute(async (trx) => {
+    await repo.updateClient(trx, clientId, {
+      secret_hash: hashClientSecret(secret),
+      previous_secret_hash: until ? row.secret_hash : null,
+      previous_secret_expires_at: until,
+    });
+    await bumpVersion(trx, 'clients');
+  });
+  return { client_id: clientId, client_secret: secret, previous_secret_valid_until: until?.toISOString() ?? null };
+}
+
+export async function deleteClient(db: Kysely<Database>, clientId: string): Promise<void> {
+  await mustFind(db, clientId);
+  await db.transaction().execute(async (trx) => {
+    await repo.deleteClient(trx, clientId);
+    // A deleted client's grants and refresh tokens go with it.
+    await trx.deleteFrom('oidc_payload').where('model', 'in', ['Grant', 'RefreshToken', 'AuthorizationCode']).where(sql<string>`payload->>'clientId'`, '=', clientId).execute();
+    await bumpVersion(trx, 'clients');
+  });
+}

@@ -1,0 +1,116 @@
+// The one place that reads the environment. It is read and validated once; a bad value fails
+// fast with a message naming the variable (DESIGN.md, "Configuration": the names are a contract).
+import path from 'node:path';
+import { z } from 'zod';
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+const durationSeconds = (name: string, def: number, min: number) =>
+  z.coerce.number({ error: `${name} must be a whole number of seconds` }).int(`${name} must be a whole number of seconds`).min(min, `${name} must be at least ${min}`).default(def);
+
+const schema = z.object({
+  PORT: z.coerce.number({ error: 'PORT must be a number' }).int().min(0, 'PORT must be 0–65535').max(65535, 'PORT must be 0–65535').default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  GATEHOUSE_ISSUER: z.string().optional(),
+  DATABASE_URL: z.string().optional(),
+  GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_MASTER_KEY: z.string().optional(),
+  GATEHOUSE_MASTER_KEY_FILE: z.string().optional(),
+  GATEHOUSE_AUDIENCE: z.string().optional(),
+  GATEHOUSE_ACCESS_TOKEN_ALG: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256']).default('ES256'),
+  GATEHOUSE_KEY_ROTATION_DAYS: z.coerce.number({ error: 'GATEHOUSE_KEY_ROTATION_DAYS must be a number' }).min(0).default(30),
+  GATEHOUSE_JWKS_MAX_AGE: durationSeconds('GATEHOUSE_JWKS_MAX_AGE', 300, 0),
+  GATEHOUSE_REFRESH_IDLE_TTL: durationSeconds('GATEHOUSE_REFRESH_IDLE_TTL', 14 * 86400, 60),
+  GATEHOUSE_REFRESH_ABSOLUTE_TTL: durationSeconds('GATEHOUSE_REFRESH_ABSOLUTE_TTL', 30 * 86400, 60),
+  GATEHOUSE_TRUST_PROXY: z.enum(['true', 'false', '1', '0', '']).default('false'),
+  GATEHOUSE_TLS_CERT_FILE: z.string().optional(),
+  GATEHOUSE_TLS_KEY_FILE: z.string().optional(),
+  GATEHOUSE_TLS_CA_FILE: z.string().optional(),
+  GATEHOUSE_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1 << 20).default(16 * 1024),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  issuer: string;
+  audience: string;
+  databaseUrl: string | null;
+  dataDir: string;
+  masterKey: string | null;
+  masterKeyFile: string | null;
+  accessTokenAlg: 'ES256' | 'EdDSA' | 'RS256' | 'PS256';
+  keyRotationSeconds: number;
+  jwksMaxAgeSeconds: number;
+  refreshIdleTtl: number;
+  refreshAbsoluteTtl: number;
+  trustProxy: boolean;
+  tls: { certFile: string; keyFile: string; caFile: string | null } | null;
+  maxBodyBytes: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function checkUrl(name: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute URL, got ${JSON.stringify(value)}`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOCAL_HOSTS.has(url.hostname))) {
+    throw new ConfigError(`${name} must use https (http is allowed only for localhost)`);
+  }
+  if (url.search || url.hash) throw new ConfigError(`${name} must not have a query or fragment`);
+  return url;
+}
+
+/** Validate an environment; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`${String(issue.path[0])}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const issuer = (e.GATEHOUSE_ISSUER || `http://localhost:${e.PORT}`).replace(/\/$/, '');
+  checkUrl('GATEHOUSE_ISSUER', issuer);
+  const audience = e.GATEHOUSE_AUDIENCE || issuer;
+  checkUrl('GATEHOUSE_AUDIENCE', audience);
+  if (e.DATABASE_URL && !/^postgres(ql)?:\/\//.test(e.DATABASE_URL)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// URL');
+  }
+  if (e.GATEHOUSE_MASTER_KEY && e.GATEHOUSE_MASTER_KEY_FILE) {
+    throw new ConfigError('GATEHOUSE_MASTER_KEY and GATEHOUSE_MASTER_KEY_FILE: set one, not both');
+  }
+  if (!!e.GATEHOUSE_TLS_CERT_FILE !== !!e.GATEHOUSE_TLS_KEY_FILE) {
+    throw new ConfigError('GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE go together');
+  }
+  if (e.GATEHOUSE_REFRESH_ABSOLUTE_TTL < e.GATEHOUSE_REFRESH_IDLE_TTL) {
+    throw new ConfigError('GATEHOUSE_REFRESH_ABSOLUTE_TTL must not be shorter than GATEHOUSE_REFRESH_IDLE_TTL');
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    issuer,
+    audience,
+    databaseUrl: e.DATABASE_URL || null,
+    dataDir: path.resolve(e.GATEHOUSE_DATA_DIR),
+    masterKey: e.GATEHOUSE_MASTER_KEY || null,
+    masterKeyFile: e.GATEHOUSE_MASTER_KEY_FILE || null,
+    accessTokenAlg: e.GATEHOUSE_ACCESS_TOKEN_ALG,
+    keyRotationSeconds: Math.round(e.GATEHOUSE_KEY_ROTATION_DAYS * 86400),
+    jwksMaxAgeSeconds: e.GATEHOUSE_JWKS_MAX_AGE,
+    refreshIdleTtl: e.GATEHOUSE_REFRESH_IDLE_TTL,
+    refreshAbsoluteTtl: e.GATEHOUSE_REFRESH_ABSOLUTE_TTL,
+    trustProxy: e.GATEHOUSE_TRUST_PROXY === 'true' || e.GATEHOUSE_TRUST_PROXY === '1',
+    tls: e.GATEHOUSE_TLS_CERT_FILE
+      ? { certFile: e.GATEHOUSE_TLS_CERT_FILE, keyFile: e.GATEHOUSE_TLS_KEY_FILE!, caFile: e.GATEHOUSE_TLS_CA_FILE || null }
+      : null,
+    maxBodyBytes: e.GATEHOUSE_MAX_BODY_BYTES,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,32 @@
+import type Router from '@koa/router';
+import { sql } from 'kysely';
+import type { Db } from '../db/connect.ts';
+import type { Metrics } from './metrics.ts';
+
+export function healthRoutes(router: Router, deps: { db: Db; ready: () => boolean; metrics: Metrics }): void {
+  // Liveness: the process answers. Nothing else, so a database outage does not get it restarted.
+  router.get('/healthz', (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    ctx.body = { status: 'ok' };
+  });
+  // Readiness: this instance can issue tokens (database reachable, signing keys loaded).
+  router.get('/readyz', async (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    const checks = { database: false, keys: false };
+    try {
+      await sql`select 1`.execute(deps.db.kysely);
+      checks.database = true;
+    } catch {
+      /* reported below */
+    }
+    checks.keys = deps.ready();
+    const ok = checks.database && checks.keys;
+    ctx.status = ok ? 200 : 503;
+    ctx.body = { status: ok ? 'ready' : 'not ready', checks };
+  });
+  router.get('/metrics', async (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+}

@@ -1,0 +1,36 @@
+import { type Kysely, type Transaction, sql } from 'kysely';
+import type { Database, KeyState, NewSigningKey, SigningKeyRow } from '../db/schema.ts';
+
+type Q = Kysely<Database> | Transaction<Database>;
+
+export async function lockKeys(trx: Transaction<Database>): Promise<void> {
+  // Serialize key changes across instances: two instances creating the first keys, or
+  // rotating at once, must not both succeed.
+  await sql`select pg_advisory_xact_lock(hashtext('gatehouse.signing_keys'))`.execute(trx);
+}
+
+export function allKeys(db: Q): Promise<SigningKeyRow[]> {
+  return db.selectFrom('signing_key').selectAll().orderBy('created_at').execute();
+}
+
+export function keyInState(db: Q, alg: string, state: KeyState): Promise<SigningKeyRow | undefined> {
+  return db.selectFrom('signing_key').selectAll().where('alg', '=', alg).where('state', '=', state).executeTakeFirst();
+}
+
+export async function insertKey(db: Q, key: NewSigningKey): Promise<void> {
+  await db.insertInto('signing_key').values(key).execute();
+}
+
+export async function retireKey(db: Q, kid: string, now: Date, publishUntil: Date): Promise<void> {
+  await db.updateTable('signing_key').set({ state: 'retired', retired_at: now, publish_until: publishUntil }).where('kid', '=', kid).execute();
+}
+
+export async function activateKey(db: Q, kid: string, now: Date): Promise<void> {
+  await db.updateTable('signing_key').set({ state: 'current', activated_at: now }).where('kid', '=', kid).execute();
+}
+
+/** Retired keys whose tokens have all expired are no longer published; drop their private parts. */
+export async function deleteExpiredKeys(db: Q, now: Date): Promise<number> {
+  const res = await db.deleteFrom('signing_key').where('state', '=', 'retired').where('publish_until', '<', now).executeTakeFirst();
+  return Number(res.numDeletedRows);
+}

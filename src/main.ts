@@ -1,0 +1,49 @@
+// `npm start`: run Gatehouse as a server until SIGTERM or SIGINT.
+import { createGatehouse } from './app.ts';
+import { ConfigError, loadConfig } from './config/config.ts';
+import { createLogger } from './log.ts';
+import { onServerStarted } from './startup.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gatehouse: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  const gatehouse = await createGatehouse(config, { log });
+  const { url } = await gatehouse.listen();
+  log.info({ url, issuer: config.issuer, database: gatehouse.db.dialect }, 'gatehouse listening');
+  await onServerStarted(gatehouse);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    gatehouse
+      .close()
+      .then(() => process.exit(0))
+      .catch((err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err) => {
+  const known = ['DataDirInUseError', 'DatabaseUnavailableError', 'MigrationError', 'ConfigError', 'SealError'];
+  if (known.includes(err?.name)) {
+    process.stderr.write(`gatehouse: ${err.message}\n`);
+  } else {
+    process.stderr.write(`gatehouse: failed to start: ${err?.stack ?? err}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,132 @@
+// oidc-provider's storage on Kysely: one table for every model it stores (sessions,
+// interactions, grants, codes, refresh tokens, …). Clients are the exception: they are
+// Gatehouse's own records, served from the client cache.
+//  - Expiry is honoured on read: an expired row is never returned, even before cleanup.
+//  - consume() marks, never deletes: a consumed code or rotated refresh token stays findable
+//    (with `consumed`) until it expires, which is how oidc-provider detects reuse and revokes
+//    the grant (RFC 9700 §4.14.2, OAuth 2.1 §4.1.3).
+import type { Kysely } from 'kysely';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { ClientCache } from '../clients/client-cache.ts';
+import type { Database } from '../db/schema.ts';
+
+const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'ClientCredentials', 'BackchannelAuthenticationRequest']);
+
+export interface AdapterDeps {
+  db: Kysely<Database>;
+  clients: ClientCache;
+}
+
+export function adapterFactory(deps: AdapterDeps): (name: string) => Adapter {
+  return (name: string) => (name === 'Client' ? new ClientAdapter(deps.clients) : new KyselyAdapter(name, deps.db));
+}
+
+class ClientAdapter implements Adapter {
+  #clients: ClientCache;
+  constructor(clients: ClientCache) {
+    this.#clients = clients;
+  }
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const record = await this.#clients.get(id);
+    return (record?.metadata as AdapterPayload | undefined) ?? undefined;
+  }
+  // Clients are managed through Gatehouse (CLI, admin UI), never through oidc-provider.
+  async upsert(): Promise<void> {
+    throw new Error('clients are not written through oidc-provider');
+  }
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+  async findByUid(): Promise<undefined> {
+    return undefined;
+  }
+  async consume(): Promise<void> {}
+  async destroy(): Promise<void> {}
+  async revokeByGrantId(): Promise<void> {}
+}
+
+export class KyselyAdapter implements Adapter {
+  readonly model: string;
+  #db: Kysely<Database>;
+
+  constructor(model: string, db: Kysely<Database>) {
+    this.model = model;
+    this.#db = db;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+    const row = {
+      payload: JSON.stringify(payload),
+      grant_id: GRANTABLE.has(this.model) || this.model === 'Grant' ? (payload.grantId ?? (this.model === 'Grant' ? id : null)) : null,
+      uid: payload.uid ?? null,
+      user_code: payload.userCode ?? null,
+      expires_at: expiresAt,
+    };
+    await this.#db
+      .insertInto('oidc_payload')
+      .values({ model: this.model, id, ...row })
+      .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(row))
+      .execute();
+  }
+
+  async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+    if (typeof value !== 'string' || value.length > 512) return undefined;
+    const row = await this.#db
+      .selectFrom('oidc_payload')
+      .select(['payload', 'consumed_at'])
+      .where('model', '=', this.model)
+      .where(column, '=', value)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const payload = row.payload as AdapterPayload;
+    return row.consumed_at ? { ...payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : payload;
+  }
+
+  find(id: string) {
+    return this.#findWhere('id', id);
+  }
+
+  findByUid(uid: string) {
+    return this.#findWhere('uid', uid);
+  }
+
+  findByUserCode(userCode: string) {
+    return this.#findWhere('user_code', userCode);
+  }
+
+  async consume(id: string): Promise<void> {
+    await this.#db.updateTable('oidc_payload').set({ consumed_at: new Date() }).where('model', '=', this.model).where('id', '=', id).execute();
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.#db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).execute();
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    // Every model of the grant goes at once: a reused refresh token revokes the whole family.
+    await this.#db.deleteFrom('oidc_payload').where('grant_id', '=', grantId).execute();
+  }
+}
+
+/** Delete expired rows in batches; run in the background on every instance. */
+export async function deleteExpiredPayloads(db: Kysely<Database>, batch = 1000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const res = await db
+      .deleteFrom('oidc_payload')
+      .where(({ eb, selectFrom }) =>
+        eb(
+          'id',
+          'in',
+          selectFrom('oidc_payload').select('id').where('expires_at', '<', new Date()).limit(batch),
+        ),
+      )
+      .where('expires_at', '<', new Date())
+      .executeTakeFirst();
+    const n = Number(res.numDeletedRows);
+    total += n;
+    if (n < batch) return total;
+  }
+}

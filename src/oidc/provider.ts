@@ -1,0 +1,182 @@
+// oidc-provider configuration. Only what differs from the library's defaults is listed, each
+// with the reason (DESIGN.md, "oidc-provider defaults that Gatehouse changes").
+import crypto from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientCache } from '../clients/client-cache.ts';
+import { secretMatches } from '../clients/secret.ts';
+import type { KeySet } from '../keys/keys.service.ts';
+import { adapterFactory } from './adapter.ts';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
+import { renderErrorPage } from './error-page.ts';
+
+/** RFC 9068 access tokens live 15 minutes: short enough that a role change or a disabled
+ * account is in force everywhere within that time, without any online check. */
+export const ACCESS_TOKEN_TTL = 900;
+export const ID_TOKEN_TTL = 3600;
+/** The JWKS must keep a retired key this long after its last signature (longest token + skew). */
+export const MAX_SIGNED_LIFETIME = ID_TOKEN_TTL + 300;
+
+export interface ProviderDeps {
+  issuer: string;
+  audience: string;
+  accessTokenAlg: string;
+  keys: KeySet;
+  db: Kysely<Database>;
+  clients: ClientCache;
+  cookieKeys: string[];
+  trustProxy: boolean;
+  refreshIdleTtl: number;
+  refreshAbsoluteTtl: number;
+  /** Extra claims of a person's access token (roles, permissions, amr, acr, …); set by the accounts domain. */
+  accountTokenClaims?: (ctx: KoaContextWithOIDC, accountId: string, token: any) => Promise<Record<string, unknown> | undefined>;
+  findAccount?: Configuration['findAccount'];
+  interactionUrl?: (uid: string) => string;
+  configure?: (config: Configuration) => void;
+}
+
+function ipAllowed(ip: string, cidrs: string[]): boolean {
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    addr = ipaddr.process(ip); // IPv4-mapped IPv6 becomes IPv4
+  } catch {
+    return false;
+  }
+  return cidrs.some((c) => {
+    try {
+      const [net, bits] = c.includes('/') ? ipaddr.parseCIDR(c) : [ipaddr.process(c), ipaddr.process(c).kind() === 'ipv4' ? 32 : 128];
+      return addr.kind() === net.kind() && addr.match(net, bits);
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function buildProvider(deps: ProviderDeps): Provider {
+  const { audience, clients } = deps;
+
+  const configuration: Configuration = {
+    adapter: adapterFactory({ db: deps.db, clients }) as unknown as Configuration['adapter'],
+    jwks: { keys: deps.keys.signing as any },
+    cookies: { keys: deps.cookieKeys },
+    clients: [],
+    // Only the client authentication methods Gatehouse supports are advertised and accepted.
+    clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none'],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    enabledJWA: {
+      clientAuthSigningAlgValues: ['ES256', 'EdDSA', 'RS256', 'PS256'],
+      idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA', 'PS256'],
+    },
+    // Code flow only (OAuth 2.1): no implicit or hybrid response types.
+    responseTypes: ['code'],
+    // PKCE for every client, confidential ones included (OAuth 2.1 §4.1.1); S256 is the only method in v9.
+    pkce: { required: () => true },
+    // Rotate on every use; a rotated token coming back revokes the grant (RFC 9700 §4.14.2).
+    rotateRefreshToken: true,
+    scopes: ['openid', 'offline_access', 'email', 'agents'],
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], acr: null, amr: null, auth_time: null, sid: null },
+    ttl: {
+      AccessToken: ACCESS_TOKEN_TTL,
+      ClientCredentials: ACCESS_TOKEN_TTL,
+      AuthorizationCode: 60,
+      IdToken: ID_TOKEN_TTL,
+      Interaction: 600,
+      Grant: deps.refreshAbsoluteTtl,
+      Session: deps.refreshAbsoluteTtl,
+      // Idle lifetime per token, capped by the absolute lifetime of the grant it belongs to.
+      RefreshToken: (ctx, token) => {
+        const absoluteLeft = token.iat ? deps.refreshAbsoluteTtl - (Math.floor(Date.now() / 1000) - (token as any).iat) : deps.refreshAbsoluteTtl;
+        return Math.max(1, Math.min(deps.refreshIdleTtl, absoluteLeft));
+      },
+    },
+    features: {
+      devInteractions: { enabled: false }, // never in production; Gatehouse has its own pages
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      dPoP: { enabled: false }, // offline verifiers would have to check proofs; not offered
+      pushedAuthorizationRequests: { enabled: false },
+      rpInitiatedLogout: { enabled: true },
+      mTLS: {
+        enabled: true,
+        tlsClientAuth: true,
+        certificateBoundAccessTokens: false,
+        // The certificate of the TLS connection itself: Gatehouse terminates TLS (TLSv1.3).
+        getCertificate(ctx) {
+          const socket = ctx.req.socket as import('node:tls').TLSSocket;
+          if (typeof socket.getPeerCertificate !== 'function') return undefined;
+          const cert = socket.getPeerCertificate(false);
+          return cert?.raw ? new crypto.X509Certificate(cert.raw) : undefined;
+        },
+        certificateAuthorized(ctx) {
+          return (ctx.req.socket as import('node:tls').TLSSocket).authorized === true;
+        },
+        certificateSubjectMatches(ctx, property, expected) {
+          if (property !== 'tls_client_auth_subject_dn') return false;
+          const cert = (ctx.req.socket as import('node:tls').TLSSocket).getPeerCertificate(false);
+          const dn = Object.entries(cert?.subject ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+          return dn === expected.replace(/\s*,\s*/g, ',');
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        // Tokens are for the agentserver unless a client names another known resource.
+        defaultResource: () => audience,
+        useGrantedResource: () => true,
+        async getResourceServerInfo(ctx, resourceIndicator, client) {
+          if (resourceIndicator !== audience) throw new errors.InvalidTarget('unknown resource');
+          const record = await clients.get(client.clientId);
+          // Allowed source networks (DESIGN.md, "Service clients"). The same error as a wrong
+          // secret, so a caller outside the network learns nothing about the credentials.
+          if (ctx.oidc.route === 'token' && record && record.allowedCidrs.length > 0 && !ipAllowed(ctx.ip, record.allowedCidrs)) {
+            throw new errors.InvalidClientAuth('source address not in the client allowed networks');
+          }
+          return {
+            scope: 'agents',
+            audience,
+            accessTokenTTL: ACCESS_TOKEN_TTL,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: deps.accessTokenAlg as any, kid: deps.keys.currentKid[deps.accessTokenAlg as keyof KeySet['currentKid']] } },
+          };
+        },
+      },
+    },
+    async extraTokenClaims(ctx, token) {
+      if (token.kind === 'ClientCredentials') {
+        const record = await clients.get((token as any).clientId);
+        return { roles: record?.roles ?? [], permissions: record?.permissions ?? [] };
+      }
+      if (token.kind === 'AccessToken' && deps.accountTokenClaims && (token as any).accountId) {
+        return deps.accountTokenClaims(ctx, (token as any).accountId, token);
+      }
+      return undefined;
+    },
+    ...(deps.findAccount ? { findAccount: deps.findAccount } : {}),
+    interactions: { url: (_ctx, interaction) => (deps.interactionUrl ? deps.interactionUrl(interaction.uid) : `/interaction/${interaction.uid}`) },
+    renderError: renderErrorPage,
+  };
+  deps.configure?.(configuration);
+
+  const provider = new Provider(deps.issuer, configuration);
+  provider.proxy = deps.trustProxy;
+
+  // oidc-provider compares client secrets in clear; Gatehouse keeps only a SHA-256 of each
+  // secret (src/clients/secret.ts), plus the previous one during a rotation overlap.
+  const ClientClass = provider.Client as any;
+  ClientClass.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; clientSecret?: string }, actual: string) {
+    if (secretMatches(actual, this.clientSecret)) return true;
+    const record = await clients.get(this.clientId);
+    if (record?.previousSecretHash && record.previousSecretExpiresAt && record.previousSecretExpiresAt > new Date()) {
+      return secretMatches(actual, record.previousSecretHash);
+    }
+    return false;
+  };
+  return provider;
+}
