@@ -2,7 +2,9 @@
 // that runs is the set that was reviewed, whatever else lies in the directory.
 import type { Migration } from 'kysely/migration';
 import * as core from './2026-11-26T09-00_core.ts';
+import * as accounts from './2026-11-26T10-00_accounts.ts';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-26T09-00_core': core,
+  '2026-11-26T10-00_accounts': accounts,
 };

@@ -58,12 +58,89 @@ export interface ChangeVersionTable {
   version: Generated<string>;
 }
 
+export type AccountStatus = 'active' | 'disabled';
+
+export interface AccountTable {
+  id: string;
+  email: string;
+  role: string;
+  permissions: Json<string[]>;
+  status: AccountStatus;
+  /** argon2id (src/accounts/password.ts); null for a passkey-only person. */
+  password_hash: string | null;
+  password_changed_at: Timestamp | null;
+  sessions_valid_after: Timestamp | null;
+  last_sign_in_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface InvitationTable {
+  id: string;
+  token_hash: string;
+  email: string;
+  role: string;
+  permissions: Json<string[]>;
+  purpose: ColumnType<'enroll' | 'reset', 'enroll' | 'reset' | undefined, 'enroll' | 'reset'>;
+  account_id: string | null;
+  created_by: string | null;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+}
+
+export interface TotpCredentialTable {
+  id: string;
+  account_id: string;
+  seed_sealed: string;
+  confirmed: Generated<boolean>;
+  last_used_step: ColumnType<string | null, number | string | null | undefined, number | string | null>;
+  created_at: GeneratedTimestamp;
+}
+
+export interface WebauthnCredentialTable {
+  id: string;
+  account_id: string;
+  public_key: string;
+  counter: ColumnType<string, number | string | undefined, number | string>;
+  transports: Json<string[]>;
+  device_type: string;
+  backed_up: boolean;
+  name: string;
+  created_at: GeneratedTimestamp;
+  last_used_at: Timestamp | null;
+}
+
+export interface BackupCodeTable {
+  account_id: string;
+  code_hash: string;
+  used_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+}
+
+export interface WebauthnChallengeTable {
+  id: string;
+  ceremony: 'registration' | 'authentication';
+  challenge: string;
+  account_id: string | null;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
   client: ClientTable;
   change_version: ChangeVersionTable;
+  account: AccountTable;
+  invitation: InvitationTable;
+  totp_credential: TotpCredentialTable;
+  webauthn_credential: WebauthnCredentialTable;
+  backup_code: BackupCodeTable;
+  webauthn_challenge: WebauthnChallengeTable;
 }
+
+export type AccountRow = Selectable<AccountTable>;
+export type InvitationRow = Selectable<InvitationTable>;
 
 export type SigningKeyRow = Selectable<SigningKeyTable>;
 export type NewSigningKey = Insertable<SigningKeyTable>;
