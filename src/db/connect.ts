@@ -26,7 +26,7 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
     });
     client.release();
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kysely, dialect: 'postgres', close: () => kysely.destroy() };
+    return { kysely, dialect: 'postgres', close: once(() => kysely.destroy()) };
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const release = acquireDataDirLock(opts.dataDir);
@@ -46,12 +46,17 @@ export function fromPGlite(pglite: import('@electric-sql/pglite').PGlite, onClos
   return {
     kysely,
     dialect: 'pglite',
-    close: async () => {
+    close: once(async () => {
       await kysely.destroy();
       if (!pglite.closed) await pglite.close();
       await onClose();
-    },
+    }),
   };
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | null = null;
+  return () => (done ??= fn());
 }
 
 export class DatabaseUnavailableError extends Error {
