@@ -14,7 +14,7 @@ import { openDatabase, type Db } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
-import { ensureKeys, loadKeySet, rotateIfDue, deleteExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
+import { assertMasterKeyOpens, ensureKeys, loadKeySet, rotateIfDue, deleteExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
 import { buildProvider, MAX_SIGNED_LIFETIME, type ProviderDeps } from './oidc/provider.ts';
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -64,6 +64,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
+    await assertMasterKeyOpens(db.kysely, sealer);
   } catch (err) {
     await db.close();
     throw err;

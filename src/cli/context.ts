@@ -4,7 +4,7 @@ import { loadMasterKey } from '../crypto/master-key.ts';
 import { createSealer, type Sealer } from '../crypto/seal.ts';
 import { openDatabase, type Db } from '../db/connect.ts';
 import { migrateToLatest } from '../db/migrate.ts';
-import type { KeyPolicy, SigningAlg } from '../keys/keys.service.ts';
+import { assertMasterKeyOpens, type KeyPolicy, type SigningAlg } from '../keys/keys.service.ts';
 import { MAX_SIGNED_LIFETIME } from '../oidc/provider.ts';
 
 export interface CliContext {
@@ -21,6 +21,7 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   try {
     await migrateToLatest(db);
+    await assertMasterKeyOpens(db.kysely, sealer);
   } catch (err) {
     await db.close();
     throw err;

@@ -6,7 +6,7 @@
 //  - a retired key stays published until every token it signed has expired.
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Kysely } from 'kysely';
-import type { Sealer } from '../crypto/seal.ts';
+import { SealError, type Sealer } from '../crypto/seal.ts';
 import { bumpVersion } from '../db/change-feed.ts';
 import type { Database, SigningKeyRow } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
@@ -166,3 +166,17 @@ export async function listKeys(db: Kysely<Database>): Promise<KeyInfo[]> {
 }
 
 export { deleteExpiredKeys } from './keys.repository.ts';
+
+/**
+ * Refuse to run with a master key that does not open what is stored: otherwise a wrong key
+ * would seal new keys that no instance with the right key can read.
+ */
+export async function assertMasterKeyOpens(db: Kysely<Database>, sealer: Sealer): Promise<void> {
+  const row = await db.selectFrom('signing_key').select(['kid', 'private_jwk_sealed']).limit(1).executeTakeFirst();
+  if (!row) return;
+  try {
+    sealer.open(row.private_jwk_sealed, sealContext(row.kid));
+  } catch {
+    throw new SealError('the master key does not open the stored signing keys: wrong master key (GATEHOUSE_MASTER_KEY, GATEHOUSE_MASTER_KEY_FILE or <data dir>/master.key)');
+  }
+}
