@@ -120,9 +120,11 @@ export function buildProvider(deps: ProviderDeps): Provider {
         },
         certificateSubjectMatches(ctx, property, expected) {
           if (property !== 'tls_client_auth_subject_dn') return false;
-          const cert = (ctx.req.socket as import('node:tls').TLSSocket).getPeerCertificate(false);
-          const dn = Object.entries(cert?.subject ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-          return dn === expected.replace(/\s*,\s*/g, ',');
+          const raw = (ctx.req.socket as import('node:tls').TLSSocket).getPeerCertificate(false)?.raw;
+          if (!raw) return false;
+          // RFC 8705 §2.1.2: the subject DN must match exactly; compared here as "K=V,K=V".
+          const subject = new crypto.X509Certificate(raw).subject.split('\n').join(',');
+          return subject === expected.split(/\s*,\s*/).join(',');
         },
       },
       resourceIndicators: {
