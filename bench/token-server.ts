@@ -1,0 +1,85 @@
+// A token server in its own process (one core), for bench/tokens.ts to load from the parent.
+// argv[2]: 'postgres' | 'pglite' | 'floor'. Prints one JSON line {url, client_id, client_secret}.
+//  - postgres / pglite: Gatehouse as it runs in production, on a fresh database.
+//  - floor: a bare oidc-provider with its in-memory adapter, one static client and the same
+//    key type (ES256): the library's own cost, the ceiling Gatehouse can reach.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Provider from 'oidc-provider';
+import { exportJWK, generateKeyPair } from 'jose';
+import { createGatehouse } from '../src/app.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { createLogger } from '../src/log.ts';
+import { createClient } from '../src/clients/clients.service.ts';
+import { createPgDatabase } from '../test/helpers/db.ts';
+
+const kind = process.argv[2];
+const port = Number(process.argv[3] ?? 0);
+const AUDIENCE = 'https://agents.example.com';
+
+async function floor() {
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const rsa = await generateKeyPair('RS256', { extractable: true });
+  const secret = crypto.randomBytes(32).toString('base64url');
+  const provider = new Provider(`http://localhost:${port}`, {
+    jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'es' }, { ...(await exportJWK(rsa.privateKey)), alg: 'RS256', use: 'sig', kid: 'rs' }] as any },
+    clients: [{ client_id: 'floor', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => AUDIENCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({ scope: 'agents', audience: AUDIENCE, accessTokenTTL: 900, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } }),
+      },
+    },
+    extraTokenClaims: () => ({ roles: ['operator'], permissions: ['agent:summarizer:inject'] }),
+  });
+  // Silence the library's development warnings (they go to the console, not to the figures).
+  await new Promise<void>((resolve) => provider.listen(port, '127.0.0.1', resolve as any).on('listening', resolve));
+  return { url: `http://127.0.0.1:${port}`, client_id: 'floor', client_secret: secret, stop: async () => {} };
+}
+
+async function gatehouse(backend: 'postgres' | 'pglite') {
+  const env: Record<string, string> = {
+    PORT: String(port),
+    GATEHOUSE_ISSUER: `http://localhost:${port}`,
+    GATEHOUSE_AUDIENCE: AUDIENCE,
+    GATEHOUSE_MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+    LOG_LEVEL: 'warn',
+  };
+  let drop = async () => {};
+  if (backend === 'postgres') {
+    const db = await createPgDatabase();
+    env.DATABASE_URL = db.url;
+    drop = db.drop;
+  } else {
+    env.GATEHOUSE_DATA_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
+  }
+  const g = await createGatehouse(loadConfig(env), { log: createLogger('warn') });
+  const { url } = await g.listen();
+  const client = await createClient(g.db.kysely, { name: 'bench', grants: ['client_credentials'], roles: ['operator'], permissions: ['agent:summarizer:inject'] });
+  return {
+    url,
+    client_id: client.client_id,
+    client_secret: client.client_secret!,
+    stop: async () => {
+      await g.close();
+      await drop();
+      if (env.GATEHOUSE_DATA_DIR) fs.rmSync(env.GATEHOUSE_DATA_DIR, { recursive: true, force: true });
+    },
+  };
+}
+
+const started = kind === 'floor' ? await floor() : await gatehouse(kind as 'postgres' | 'pglite');
+process.stdout.write(JSON.stringify({ url: started.url, client_id: started.client_id, client_secret: started.client_secret }) + '\n');
+process.on('message', async (msg) => {
+  if (msg === 'rss') process.send!({ rss: process.memoryUsage().rss });
+  if (msg === 'stop') {
+    await started.stop();
+    process.exit(0);
+  }
+});

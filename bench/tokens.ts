@@ -1,0 +1,110 @@
+// Client-credentials tokens per second and p99 latency: Gatehouse on PostgreSQL and on PGlite,
+// and in the same run a bare oidc-provider (in-memory adapter, same key type) as the floor.
+// Each server runs in its own process with one core's worth of event loop; the load comes
+// from this process over keep-alive HTTP.
+import { fork } from 'node:child_process';
+import http from 'node:http';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/helpers/server.ts';
+
+export interface TokenBenchRow {
+  server: string;
+  tokensPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  rssMiB: number;
+}
+
+async function startChild(kind: string) {
+  const port = await freePort();
+  const child = fork(fileURLToPath(new URL('./token-server.ts', import.meta.url)), [kind, String(port)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+  const info = JSON.parse(line) as { url: string; client_id: string; client_secret: string };
+  return {
+    ...info,
+    rss: () => new Promise<number>((resolve) => {
+      child.once('message', (m: any) => resolve(m.rss));
+      child.send('rss');
+    }),
+    stop: () => new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.send('stop');
+    }),
+  };
+}
+
+async function load(url: string, id: string, secret: string, durationMs: number, concurrency: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const target = new URL('/token', url);
+  const auth = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+  const body = 'grant_type=client_credentials';
+  const latencies: number[] = [];
+  let errors = 0;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const t0 = process.hrtime.bigint();
+      const req = http.request(target, { method: 'POST', agent, headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          else errors++;
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end(body);
+    });
+  const deadline = Date.now() + durationMs;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < deadline) await one();
+    }),
+  );
+  const elapsed = (Date.now() - started) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  return { tokensPerSec: latencies.length / elapsed, p50ms: pct(0.5), p99ms: pct(0.99), errors };
+}
+
+export async function runTokenBench(opts: { durationMs?: number; concurrency?: number } = {}): Promise<TokenBenchRow[]> {
+  const durationMs = opts.durationMs ?? 5000;
+  const concurrency = opts.concurrency ?? 16;
+  const rows: TokenBenchRow[] = [];
+  for (const kind of ['floor', 'postgres', 'pglite']) {
+    const s = await startChild(kind);
+    try {
+      await load(s.url, s.client_id, s.client_secret, 1000, concurrency); // warm-up: JIT, caches
+      const r = await load(s.url, s.client_id, s.client_secret, durationMs, concurrency);
+      rows.push({ server: kind === 'floor' ? 'bare oidc-provider (floor)' : `Gatehouse on ${kind === 'postgres' ? 'PostgreSQL' : 'PGlite'}`, ...r, rssMiB: (await s.rss()) / 2 ** 20 });
+    } finally {
+      await s.stop();
+    }
+  }
+  return rows;
+}
+
+export function formatTokenRows(rows: TokenBenchRow[]): string {
+  const floor = rows.find((r) => r.server.includes('floor'))!;
+  const lines = ['server                          tokens/s   p50 ms   p99 ms  errors  RSS MiB  vs floor'];
+  for (const r of rows) {
+    lines.push(
+      `${r.server.padEnd(30)} ${r.tokensPerSec.toFixed(0).padStart(9)} ${r.p50ms.toFixed(2).padStart(8)} ${r.p99ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${r.rssMiB.toFixed(0).padStart(8)} ${(r.tokensPerSec / floor.tokensPerSec).toFixed(2).padStart(9)}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+if (import.meta.main) {
+  console.log(formatTokenRows(await runTokenBench()));
+}
