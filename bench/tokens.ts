@@ -14,6 +14,7 @@ export interface TokenBenchRow {
   p50ms: number;
   p99ms: number;
   errors: number;
+  rssIdleMiB: number;
   rssMiB: number;
 }
 
@@ -77,29 +78,47 @@ async function load(url: string, id: string, secret: string, durationMs: number,
   return { tokensPerSec: latencies.length / elapsed, p50ms: pct(0.5), p99ms: pct(0.99), errors };
 }
 
-export async function runTokenBench(opts: { durationMs?: number; concurrency?: number } = {}): Promise<TokenBenchRow[]> {
-  const durationMs = opts.durationMs ?? 5000;
+export async function runTokenBench(opts: { durationMs?: number; concurrency?: number; rounds?: number } = {}): Promise<TokenBenchRow[]> {
+  const durationMs = opts.durationMs ?? 3000;
   const concurrency = opts.concurrency ?? 16;
-  const rows: TokenBenchRow[] = [];
-  for (const kind of ['floor', 'postgres', 'pglite']) {
-    const s = await startChild(kind);
-    try {
-      await load(s.url, s.client_id, s.client_secret, 1000, concurrency); // warm-up: JIT, caches
-      const r = await load(s.url, s.client_id, s.client_secret, durationMs, concurrency);
-      rows.push({ server: kind === 'floor' ? 'bare oidc-provider (floor)' : `Gatehouse on ${kind === 'postgres' ? 'PostgreSQL' : 'PGlite'}`, ...r, rssMiB: (await s.rss()) / 2 ** 20 });
-    } finally {
-      await s.stop();
+  const rounds = opts.rounds ?? 3;
+  const kinds = ['floor', 'postgres', 'pglite'] as const;
+  // All three run at once and take turns under load, round after round, so that a noisy
+  // neighbour on a shared machine weighs on each of them alike; the median round is reported.
+  const servers = await Promise.all(kinds.map((k) => startChild(k)));
+  try {
+    const idle = await Promise.all(servers.map((s) => s.rss()));
+    for (const s of servers) await load(s.url, s.client_id, s.client_secret, 1000, concurrency); // warm-up: JIT, caches
+    const results: Array<Array<Awaited<ReturnType<typeof load>>>> = kinds.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < servers.length; i++) {
+        const s = servers[i]!;
+        results[i]!.push(await load(s.url, s.client_id, s.client_secret, durationMs, concurrency));
+      }
     }
+    const loaded = await Promise.all(servers.map((s) => s.rss()));
+    return kinds.map((kind, i) => {
+      const sorted = [...results[i]!].sort((a, b) => a.tokensPerSec - b.tokensPerSec);
+      const median = sorted[Math.floor(sorted.length / 2)]!;
+      return {
+        server: kind === 'floor' ? 'bare oidc-provider (floor)' : `Gatehouse on ${kind === 'postgres' ? 'PostgreSQL' : 'PGlite'}`,
+        ...median,
+        errors: results[i]!.reduce((n, x) => n + x.errors, 0),
+        rssIdleMiB: idle[i]! / 2 ** 20,
+        rssMiB: loaded[i]! / 2 ** 20,
+      };
+    });
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
   }
-  return rows;
 }
 
 export function formatTokenRows(rows: TokenBenchRow[]): string {
   const floor = rows.find((r) => r.server.includes('floor'))!;
-  const lines = ['server                          tokens/s   p50 ms   p99 ms  errors  RSS MiB  vs floor'];
+  const lines = ['server                          tokens/s   p50 ms   p99 ms  errors  RSS idle/loaded MiB  vs floor'];
   for (const r of rows) {
     lines.push(
-      `${r.server.padEnd(30)} ${r.tokensPerSec.toFixed(0).padStart(9)} ${r.p50ms.toFixed(2).padStart(8)} ${r.p99ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${r.rssMiB.toFixed(0).padStart(8)} ${(r.tokensPerSec / floor.tokensPerSec).toFixed(2).padStart(9)}`,
+      `${r.server.padEnd(30)} ${r.tokensPerSec.toFixed(0).padStart(9)} ${r.p50ms.toFixed(2).padStart(8)} ${r.p99ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${`${r.rssIdleMiB.toFixed(0)} / ${r.rssMiB.toFixed(0)}`.padStart(20)} ${(r.tokensPerSec / floor.tokensPerSec).toFixed(2).padStart(9)}`,
     );
   }
   return lines.join('\n');

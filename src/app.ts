@@ -19,7 +19,7 @@ import { buildProvider, MAX_SIGNED_LIFETIME, type ProviderDeps } from './oidc/pr
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, routeGroup, type Metrics } from './http/metrics.ts';
-import { securityHeaders } from './http/security-headers.ts';
+import { securityHeaders, setApiSecurityHeaders } from './http/security-headers.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
 import { staticRoutes } from './http/static.ts';
@@ -222,7 +222,30 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       callback = provider.callback();
     },
     async listen() {
-      const handler = app.callback();
+      const koaHandler = app.callback();
+      const isHttps = !!config.tls || config.issuer.startsWith('https:');
+      // The token endpoint is the hot path (every service, every 15 minutes, per instance):
+      // it goes straight to oidc-provider with the same headers, request id, size limit and
+      // metrics, without a second Koa context and router pass.
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+        if (req.method !== 'POST' || req.url !== '/token') return koaHandler(req, res);
+        const started = process.hrtime.bigint();
+        const requestId = crypto.randomUUID();
+        res.setHeader('X-Request-Id', requestId);
+        setApiSecurityHeaders(res, isHttps);
+        res.once('finish', () => {
+          const status = res.statusCode;
+          metrics.httpRequests.inc({ route: 'token', status: `${Math.floor(status / 100)}xx` });
+          metrics.httpDuration.observe({ route: 'token' }, Number(process.hrtime.bigint() - started) / 1e9);
+          if (status >= 400) log.info({ requestId, method: 'POST', path: '/token', status }, 'request');
+        });
+        if (Number(req.headers['content-length'] || 0) > config.maxBodyBytes) {
+          res.writeHead(413, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+          res.end(JSON.stringify({ error: 'invalid_request', error_description: `request body larger than ${config.maxBodyBytes} bytes` }));
+          return;
+        }
+        callback(req, res);
+      };
       if (config.tls) {
         server = https.createServer(
           {

@@ -1,19 +1,25 @@
 // Headers on every response, the library's JSON included (DESIGN.md, "Transport and headers").
 // HTML pages get a strict CSP with a per-response nonce: no inline script, no inline style.
 import crypto from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { Context, Next } from 'koa';
+
+/** The headers every response carries, JSON ones included. */
+export function setApiSecurityHeaders(res: ServerResponse, https: boolean): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+  if (https) res.setHeader('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
+}
 
 export function securityHeaders(opts: { https: boolean }) {
   return async function headers(ctx: Context, next: Next) {
     const nonce = crypto.randomBytes(16).toString('base64');
     ctx.state.cspNonce = nonce;
     const res = ctx.res;
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Referrer-Policy', 'no-referrer');
-    res.setHeader('X-Frame-Options', 'DENY');
-    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-    res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
-    if (opts.https) res.setHeader('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
+    setApiSecurityHeaders(res, opts.https);
     // form-action: Chromium applies it to the redirect that follows a form submit, so the
     // sign-in forms, whose answer redirects back to a client's registered redirect URI on
     // another origin, would be blocked by 'self'. Those responses widen it (see the
