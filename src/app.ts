@@ -14,7 +14,7 @@ import { openDatabase, type Db } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
-import { assertMasterKeyOpens, ensureKeys, loadKeySet, rotateIfDue, deleteExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
+import { assertMasterKeyOpens, ensureKeys, loadKeySet, rotateIfDue, eraseExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
 import { buildProvider, MAX_SIGNED_LIFETIME, type ProviderDeps } from './oidc/provider.ts';
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -187,7 +187,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     };
     every(10 * 60_000, 'cleanup', async () => {
       const n = await deleteExpiredPayloads(db.kysely);
-      const k = await deleteExpiredKeys(db.kysely, new Date());
+      const k = await eraseExpiredKeys(db.kysely, new Date());
       if (n || k) log.info({ payloads: n, keys: k }, 'expired rows deleted');
     });
     every(60_000, 'key-rotation', async () => {

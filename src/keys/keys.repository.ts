@@ -29,8 +29,17 @@ export async function activateKey(db: Q, kid: string, now: Date): Promise<void> 
   await db.updateTable('signing_key').set({ state: 'current', activated_at: now }).where('kid', '=', kid).execute();
 }
 
-/** Retired keys whose tokens have all expired are no longer published; drop their private parts. */
-export async function deleteExpiredKeys(db: Q, now: Date): Promise<number> {
-  const res = await db.deleteFrom('signing_key').where('state', '=', 'retired').where('publish_until', '<', now).executeTakeFirst();
-  return Number(res.numDeletedRows);
+/**
+ * Retired keys whose tokens have all expired are no longer published: their private parts are
+ * erased, their public parts kept so that old audit checkpoints signed with them still verify.
+ */
+export async function eraseExpiredKeys(db: Q, now: Date): Promise<number> {
+  const res = await db
+    .updateTable('signing_key')
+    .set({ private_jwk_sealed: '' })
+    .where('state', '=', 'retired')
+    .where('publish_until', '<', now)
+    .where('private_jwk_sealed', '!=', '')
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows);
 }

@@ -165,14 +165,14 @@ export async function listKeys(db: Kysely<Database>): Promise<KeyInfo[]> {
   }));
 }
 
-export { deleteExpiredKeys } from './keys.repository.ts';
+export { eraseExpiredKeys } from './keys.repository.ts';
 
 /**
  * Refuse to run with a master key that does not open what is stored: otherwise a wrong key
  * would seal new keys that no instance with the right key can read.
  */
 export async function assertMasterKeyOpens(db: Kysely<Database>, sealer: Sealer): Promise<void> {
-  const row = await db.selectFrom('signing_key').select(['kid', 'private_jwk_sealed']).limit(1).executeTakeFirst();
+  const row = await db.selectFrom('signing_key').select(['kid', 'private_jwk_sealed']).where('private_jwk_sealed', '!=', '').limit(1).executeTakeFirst();
   if (!row) return;
   try {
     sealer.open(row.private_jwk_sealed, sealContext(row.kid));
