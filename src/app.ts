@@ -24,6 +24,16 @@ import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
 import { staticRoutes } from './http/static.ts';
 import { errorView } from '../views/error.ts';
+import { isGatehouseError, publicMessage } from './errors.ts';
+import { bodyParser } from '@koa/bodyparser';
+import { createCsrf } from './http/csrf.ts';
+import { createBruteForce } from './signin/brute-force.ts';
+import { signInRoutes } from './signin/routes.ts';
+import { accountTokenClaimsHook, configurePeople, findAccountHook } from './signin/provider-hooks.ts';
+import { deleteExpiredFlows } from './signin/login-flow.ts';
+import { relyingPartyFor } from './mfa/webauthn.ts';
+import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
+import type { AuditSink } from './audit/sink.ts';
 
 export interface Gatehouse {
   config: Config;
@@ -79,7 +89,11 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const cookieKeys = [crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse cookie keys v1', 32)].map((k) => Buffer.from(k).toString('base64url'));
 
   let keySet = await loadKeySet(db.kysely, sealer);
-  let hooks: Partial<ProviderDeps> = {};
+  let hooks: Partial<ProviderDeps> = {
+    findAccount: findAccountHook(db.kysely),
+    accountTokenClaims: accountTokenClaimsHook(db.kysely),
+    configure: configurePeople,
+  };
   const makeProvider = () =>
     buildProvider({
       issuer: config.issuer,
@@ -135,14 +149,16 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     try {
       await next();
     } catch (err) {
-      log.error({ err, requestId }, 'unhandled error');
-      ctx.status = 500;
+      const known = isGatehouseError(err);
+      if (!known) log.error({ err, requestId }, 'unhandled error');
+      ctx.status = known ? err.status : 500;
       ctx.set('cache-control', 'no-store');
-      if (ctx.accepts('html', 'json') === 'html') {
+      const message = publicMessage(err);
+      if (ctx.accepts('html', 'json') === 'html' && !ctx.is('json')) {
         ctx.type = 'html';
-        ctx.body = errorView({ title: 'Something went wrong', message: 'An internal error occurred.', requestId });
+        ctx.body = errorView({ title: known ? 'Request refused' : 'Something went wrong', message: known ? message : 'An internal error occurred.', requestId });
       } else {
-        ctx.body = { error: 'server_error', error_description: 'internal error' };
+        ctx.body = { error: known ? err.code.toLowerCase() : 'server_error', error_description: message };
       }
     } finally {
       const route = routeGroup(ctx.path);
@@ -169,7 +185,24 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     await next();
   });
 
+  const isHttps = !!config.tls || config.issuer.startsWith('https:');
+  const derive = (label: string) => Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
+  const csrf = createCsrf({ key: derive('gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
+  const audit: AuditSink = async (event) => {
+    log.info({ audit: event }, 'audit');
+  };
+  router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
   healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics });
+  signInRoutes(router, {
+    db: db.kysely,
+    provider: () => provider,
+    csrf,
+    bruteForce: createBruteForce(db),
+    rp: relyingPartyFor(config.issuer),
+    sealer,
+    backupCodeKey: deriveBackupCodeKey(masterKey),
+    audit,
+  });
   jwksRoute(router, { keys: () => keySet, maxAgeSeconds: config.jwksMaxAgeSeconds });
   staticRoutes(router);
   app.use(router.routes());
@@ -188,7 +221,10 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     every(10 * 60_000, 'cleanup', async () => {
       const n = await deleteExpiredPayloads(db.kysely);
       const k = await eraseExpiredKeys(db.kysely, new Date());
-      if (n || k) log.info({ payloads: n, keys: k }, 'expired rows deleted');
+      const f = await deleteExpiredFlows(db.kysely);
+      await db.kysely.deleteFrom('webauthn_challenge').where('expires_at', '<', new Date()).execute();
+      await db.kysely.deleteFrom('rate_limit' as any).where('expire' as any, '<', Date.now()).execute();
+      if (n || k || f) log.info({ payloads: n, keys: k, flows: f }, 'expired rows deleted');
     });
     every(60_000, 'key-rotation', async () => {
       const rotated = await rotateIfDue(db.kysely, sealer, keyPolicy, config.keyRotationSeconds);
@@ -223,7 +259,6 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     },
     async listen() {
       const koaHandler = app.callback();
-      const isHttps = !!config.tls || config.issuer.startsWith('https:');
       // The token endpoint is the hot path (every service, every 15 minutes, per instance):
       // it goes straight to oidc-provider with the same headers, request id, size limit and
       // metrics, without a second Koa context and router pass.

@@ -12,6 +12,8 @@ export type Dialect = 'postgres' | 'pglite';
 export interface Db {
   kysely: Kysely<Database>;
   dialect: Dialect;
+  /** The pg pool (PostgreSQL only): for libraries that speak to it directly (rate limiting). */
+  pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -26,7 +28,7 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
     });
     client.release();
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kysely, dialect: 'postgres', close: once(() => kysely.destroy()) };
+    return { kysely, dialect: 'postgres', pool, close: once(() => kysely.destroy()) };
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const release = acquireDataDirLock(opts.dataDir);

@@ -126,6 +126,41 @@ export interface WebauthnChallengeTable {
   expires_at: Timestamp;
 }
 
+export interface LoginFlowTable {
+  uid: string;
+  account_id: string;
+  amr: Json<string[]>;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+}
+
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+
+/** Append-only (a trigger refuses UPDATE, DELETE, TRUNCATE); written only by src/audit. */
+export interface AuditEventTable {
+  seq: ColumnType<string, number | string, never>;
+  time: ColumnType<Date, Date | string, never>;
+  actor: ColumnType<string, string, never>;
+  ip: ColumnType<string | null, string | null, never>;
+  action: ColumnType<string, string, never>;
+  target: ColumnType<string | null, string | null, never>;
+  outcome: ColumnType<AuditOutcome, AuditOutcome, never>;
+  request_id: ColumnType<string | null, string | null, never>;
+  /** Never a secret: src/audit refuses secret-like keys. */
+  details: ColumnType<Record<string, unknown>, string, never>;
+  prev_hash: ColumnType<string, string, never>;
+  hash: ColumnType<string, string, never>;
+}
+
+/** A signed {seq, hash, time} over the audit chain; append-only like the log. */
+export interface AuditCheckpointTable {
+  seq: ColumnType<string, number | string, never>;
+  hash: ColumnType<string, string, never>;
+  time: ColumnType<Date, Date | string, never>;
+  kid: ColumnType<string, string, never>;
+  jws: ColumnType<string, string, never>;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -137,6 +172,9 @@ export interface Database {
   webauthn_credential: WebauthnCredentialTable;
   backup_code: BackupCodeTable;
   webauthn_challenge: WebauthnChallengeTable;
+  login_flow: LoginFlowTable;
+  audit_event: AuditEventTable;
+  audit_checkpoint: AuditCheckpointTable;
 }
 
 export type AccountRow = Selectable<AccountTable>;

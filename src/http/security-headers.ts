@@ -14,6 +14,29 @@ export function setApiSecurityHeaders(res: ServerResponse, https: boolean): void
   if (https) res.setHeader('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
 }
 
+export function contentSecurityPolicy(nonce: string, formTargets: string[] = []): string {
+  const formAction = ["'self'", ...new Set(formTargets)].join(' ');
+  return `default-src 'none'; script-src 'nonce-${nonce}' 'strict-dynamic'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
+}
+
+/**
+ * Let a page's forms lead, through redirects, to `url`'s origin: Chromium checks form-action
+ * against every hop of the redirect chain after a submit, and a sign-in ends on the client's
+ * registered redirect URI. Only ever called with a URI oidc-provider has matched exactly
+ * against the client's registration.
+ */
+export function allowFormRedirectTo(res: ServerResponse, nonce: string, urls: Array<string | undefined>): void {
+  const origins: string[] = [];
+  for (const u of urls) {
+    try {
+      if (u) origins.push(new URL(u).origin);
+    } catch {
+      /* not a URL: nothing to allow */
+    }
+  }
+  res.setHeader('Content-Security-Policy', contentSecurityPolicy(nonce, origins));
+}
+
 export function securityHeaders(opts: { https: boolean }) {
   return async function headers(ctx: Context, next: Next) {
     const nonce = crypto.randomBytes(16).toString('base64');
@@ -24,10 +47,7 @@ export function securityHeaders(opts: { https: boolean }) {
     // sign-in forms, whose answer redirects back to a client's registered redirect URI on
     // another origin, would be blocked by 'self'. Those responses widen it (see the
     // interaction routes); everything else keeps 'self'.
-    res.setHeader(
-      'Content-Security-Policy',
-      `default-src 'none'; script-src 'nonce-${nonce}' 'strict-dynamic'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
-    );
+    res.setHeader('Content-Security-Policy', contentSecurityPolicy(nonce));
     await next();
   };
 }

@@ -5,6 +5,10 @@ import { fileURLToPath } from 'node:url';
 import type Router from '@koa/router';
 
 const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
+// Front-end libraries served from their packages, pinned by package-lock.json.
+const VENDOR: Record<string, string> = {
+  'simplewebauthn-browser.js': path.join(DIR, '..', 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js'),
+};
 const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png' };
 
 export function staticRoutes(router: Router): void {
@@ -12,6 +16,9 @@ export function staticRoutes(router: Router): void {
   for (const name of fs.existsSync(DIR) ? fs.readdirSync(DIR) : []) {
     const type = TYPES[path.extname(name)];
     if (type) files.set(name, { body: fs.readFileSync(path.join(DIR, name)), type });
+  }
+  for (const [name, file] of Object.entries(VENDOR)) {
+    if (fs.existsSync(file)) files.set(name, { body: fs.readFileSync(file), type: TYPES['.js']! });
   }
   router.get('/static/:name', (ctx) => {
     const file = files.get(ctx.params.name ?? '');

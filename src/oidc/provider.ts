@@ -91,7 +91,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
       Session: deps.refreshAbsoluteTtl,
       // Idle lifetime per token, capped by the absolute lifetime of the grant it belongs to.
       RefreshToken: (ctx, token) => {
-        const absoluteLeft = token.iat ? deps.refreshAbsoluteTtl - (Math.floor(Date.now() / 1000) - (token as any).iat) : deps.refreshAbsoluteTtl;
+        const issued = (token as any).iiat ?? (token as any).iat;
+        const absoluteLeft = issued ? deps.refreshAbsoluteTtl - (Math.floor(Date.now() / 1000) - issued) : deps.refreshAbsoluteTtl;
         return Math.max(1, Math.min(deps.refreshIdleTtl, absoluteLeft));
       },
     },

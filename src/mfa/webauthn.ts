@@ -1,0 +1,166 @@
+// Passkeys (WebAuthn) with @simplewebauthn/server. Following its example app and DESIGN.md:
+// challenges are stored server-side, tagged by ceremony and scope, single-use (taken out of the
+// table before they are checked) and expiring; origin and RP ID are always checked; user
+// verification is required; the signature counter is updated after each sign-in.
+import crypto from 'node:crypto';
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
+import { GatehouseError } from '../errors.ts';
+
+/** A ceremony left unanswered this long is void (the browser's own timeout is shorter). */
+export const CHALLENGE_TTL_SECONDS = 300;
+const MAX_PASSKEYS = 20;
+
+export interface RelyingParty {
+  id: string; // the issuer's host name
+  name: string;
+  origin: string; // the issuer's origin
+}
+
+export function relyingPartyFor(issuer: string): RelyingParty {
+  const url = new URL(issuer);
+  return { id: url.hostname, name: 'Gatehouse', origin: url.origin };
+}
+
+type Db = Kysely<Database>;
+type Ceremony = 'registration' | 'authentication';
+
+async function storeChallenge(db: Db, scope: string, ceremony: Ceremony, challenge: string, accountId: string | null): Promise<void> {
+  const row = { ceremony, challenge, account_id: accountId, expires_at: new Date(Date.now() + CHALLENGE_TTL_SECONDS * 1000) };
+  // One live challenge per scope: starting again replaces the previous one.
+  await db.insertInto('webauthn_challenge').values({ id: scope, ...row }).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
+}
+
+/** Take the challenge out (single use, whatever the outcome) and return it if still valid. */
+async function takeChallenge(db: Db, scope: string, ceremony: Ceremony): Promise<{ challenge: string; accountId: string | null } | null> {
+  const row = await db.deleteFrom('webauthn_challenge').where('id', '=', scope).where('ceremony', '=', ceremony).returning(['challenge', 'account_id', 'expires_at']).executeTakeFirst();
+  if (!row || new Date(row.expires_at) <= new Date()) return null;
+  return { challenge: row.challenge, accountId: row.account_id };
+}
+
+export async function registrationOptions(db: Db, rp: RelyingParty, scope: string, account: { id: string; email: string }): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const existing = await db.selectFrom('webauthn_credential').select(['id', 'transports']).where('account_id', '=', account.id).execute();
+  if (existing.length >= MAX_PASSKEYS) throw new GatehouseError('CONFLICT', `At most ${MAX_PASSKEYS} passkeys per person.`);
+  const options = await generateRegistrationOptions({
+    rpName: rp.name,
+    rpID: rp.id,
+    userName: account.email,
+    userDisplayName: account.email,
+    userID: new TextEncoder().encode(account.id),
+    attestationType: 'none',
+    excludeCredentials: existing.map((c) => ({ id: c.id, transports: c.transports as any })),
+    // A discoverable credential with user verification: a passkey that signs in on its own.
+    authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+    timeout: 120_000,
+  });
+  await storeChallenge(db, scope, 'registration', options.challenge, account.id);
+  return options;
+}
+
+export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string, accountId: string, response: unknown, name: string): Promise<{ id: string }> {
+  const stored = await takeChallenge(db, scope, 'registration');
+  if (!stored || stored.accountId !== accountId) throw new GatehouseError('VALIDATION', 'This passkey request has expired. Try again.');
+  let result;
+  try {
+    result = await verifyRegistrationResponse({
+      response: response as RegistrationResponseJSON,
+      expectedChallenge: stored.challenge,
+      expectedOrigin: rp.origin,
+      expectedRPID: rp.id,
+      requireUserVerification: true,
+    });
+  } catch {
+    throw new GatehouseError('VALIDATION', 'The passkey could not be verified. Try again.');
+  }
+  if (!result.verified || !result.registrationInfo) throw new GatehouseError('VALIDATION', 'The passkey could not be verified. Try again.');
+  const { credential, credentialDeviceType, credentialBackedUp } = result.registrationInfo;
+  const taken = await db.selectFrom('webauthn_credential').select('id').where('id', '=', credential.id).executeTakeFirst();
+  if (taken) throw new GatehouseError('CONFLICT', 'This passkey is already registered.');
+  await db
+    .insertInto('webauthn_credential')
+    .values({
+      id: credential.id,
+      account_id: accountId,
+      public_key: Buffer.from(credential.publicKey).toString('base64url'),
+      counter: credential.counter,
+      transports: JSON.stringify(credential.transports ?? []),
+      device_type: credentialDeviceType,
+      backed_up: credentialBackedUp,
+      name: name.slice(0, 100) || 'Passkey',
+    })
+    .execute();
+  return { id: credential.id };
+}
+
+/** Options for a sign-in: for one account (second factor), or for anyone (usernameless). */
+export async function authenticationOptions(db: Db, rp: RelyingParty, scope: string, accountId: string | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  const allow = accountId ? await db.selectFrom('webauthn_credential').select(['id', 'transports']).where('account_id', '=', accountId).execute() : [];
+  const options = await generateAuthenticationOptions({
+    rpID: rp.id,
+    userVerification: 'required',
+    allowCredentials: allow.map((c) => ({ id: c.id, transports: c.transports as any })),
+    timeout: 120_000,
+  });
+  await storeChallenge(db, scope, 'authentication', options.challenge, accountId);
+  return options;
+}
+
+export interface PasskeySignIn {
+  accountId: string;
+  credentialId: string;
+  /** RFC 8176: a key in a single device's hardware is `hwk`, a synced passkey `swk`. */
+  amr: string[];
+}
+
+export async function verifyAuthentication(db: Db, rp: RelyingParty, scope: string, response: unknown): Promise<PasskeySignIn> {
+  const fail = () => new GatehouseError('UNAUTHENTICATED', 'The passkey could not be verified.');
+  const stored = await takeChallenge(db, scope, 'authentication');
+  if (!stored) throw new GatehouseError('VALIDATION', 'This passkey request has expired. Try again.');
+  const id = (response as { id?: unknown })?.id;
+  if (typeof id !== 'string' || id.length > 1024) throw fail();
+  const cred = await db.selectFrom('webauthn_credential').selectAll().where('id', '=', id).executeTakeFirst();
+  // A second factor must be a passkey of the person who gave the password.
+  if (!cred || (stored.accountId !== null && cred.account_id !== stored.accountId)) throw fail();
+  const userHandle = (response as AuthenticationResponseJSON).response?.userHandle;
+  if (userHandle && Buffer.from(userHandle, 'base64url').toString('utf8') !== cred.account_id) throw fail();
+  let result;
+  try {
+    result = await verifyAuthenticationResponse({
+      response: response as AuthenticationResponseJSON,
+      expectedChallenge: stored.challenge,
+      expectedOrigin: rp.origin,
+      expectedRPID: rp.id,
+      credential: { id: cred.id, publicKey: new Uint8Array(Buffer.from(cred.public_key, 'base64url')), counter: Number(cred.counter), transports: cred.transports as any },
+      requireUserVerification: true,
+    });
+  } catch {
+    throw fail();
+  }
+  if (!result.verified) throw fail();
+  await db.updateTable('webauthn_credential').set({ counter: result.authenticationInfo.newCounter, last_used_at: new Date() }).where('id', '=', cred.id).execute();
+  const kind = result.authenticationInfo.credentialDeviceType === 'multiDevice' ? 'swk' : 'hwk';
+  return { accountId: cred.account_id, credentialId: cred.id, amr: [kind, 'user'] };
+}
+
+export async function listPasskeys(db: Db, accountId: string) {
+  return db.selectFrom('webauthn_credential').select(['id', 'name', 'created_at', 'last_used_at', 'device_type']).where('account_id', '=', accountId).orderBy('created_at').execute();
+}
+
+export async function removePasskey(db: Db, accountId: string, id: string): Promise<boolean> {
+  const res = await db.deleteFrom('webauthn_credential').where('account_id', '=', accountId).where('id', '=', id).executeTakeFirst();
+  return Number(res.numDeletedRows) === 1;
+}
+
+export function newCeremonyScope(prefix: string): string {
+  return `${prefix}:${crypto.randomBytes(16).toString('base64url')}`;
+}

@@ -1,0 +1,53 @@
+// Passkey buttons: ask Gatehouse for options, run the ceremony, send the answer back, follow the
+// redirect. No inline script anywhere (CSP); the page's data attributes say where to go.
+(function () {
+  'use strict';
+  var lib = window.SimpleWebAuthnBrowser;
+  function post(url, csrf, body) {
+    return fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: JSON.stringify(body || {}),
+    }).then(function (res) {
+      return res.json().then(function (json) {
+        if (!res.ok) throw new Error(json.error_description || json.message || 'The passkey could not be used.');
+        return json;
+      });
+    });
+  }
+  function showError(box, message) {
+    var alert = document.querySelector('[data-passkey-error]');
+    if (alert) { alert.textContent = message; alert.hidden = false; }
+  }
+  function run(box, mode) {
+    var csrf = box.getAttribute('data-csrf');
+    return post(box.getAttribute('data-options'), csrf)
+      .then(function (options) {
+        return mode === 'register'
+          ? lib.startRegistration({ optionsJSON: options })
+          : lib.startAuthentication({ optionsJSON: options });
+      })
+      .then(function (answer) {
+        var nameInput = document.getElementById('passkey-name');
+        return post(box.getAttribute('data-verify'), csrf, { response: answer, name: nameInput ? nameInput.value : undefined });
+      })
+      .then(function (result) { window.location.assign(result.location); })
+      .catch(function (err) {
+        if (err && err.name === 'AbortError') return;
+        showError(box, err && err.message ? err.message : 'The passkey could not be used.');
+      });
+  }
+  document.addEventListener('DOMContentLoaded', function () {
+    if (!lib || !window.PublicKeyCredential) {
+      document.querySelectorAll('[data-passkey-button]').forEach(function (b) { b.disabled = true; });
+      return;
+    }
+    document.querySelectorAll('[data-passkey-signin]').forEach(function (box) {
+      box.querySelector('[data-passkey-button]').addEventListener('click', function () { run(box, 'signin'); });
+    });
+    document.querySelectorAll('[data-passkey-register]').forEach(function (box) {
+      box.querySelector('[data-passkey-button]').addEventListener('click', function () { run(box, 'register'); });
+    });
+  });
+})();
