@@ -1,0 +1,49 @@
+import { type Kysely, type Transaction, sql } from 'kysely';
+import type { Database, InvitationRow } from '../db/schema.ts';
+
+type Q = Kysely<Database> | Transaction<Database>;
+
+/**
+ * Serialize invitation changes for one email until the transaction ends, so two owners
+ * inviting the same person at once still leave exactly one usable link.
+ */
+export async function lockEmail(trx: Transaction<Database>, email: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${`invitation:${email}`}))`.execute(trx);
+}
+
+/** Older unused links for this email stop working (kept, not deleted, for the record). */
+export async function invalidateUnused(db: Q, email: string, now: Date): Promise<number> {
+  const res = await db.updateTable('invitation').set({ expires_at: now }).where('email', '=', email).where('used_at', 'is', null).where('expires_at', '>', now).executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
+export async function insertInvitation(
+  db: Q,
+  row: { id: string; token_hash: string; email: string; role: string; permissions: string[]; purpose: 'enroll' | 'reset'; account_id: string | null; created_by: string | null; expires_at: Date },
+): Promise<InvitationRow> {
+  return db
+    .insertInto('invitation')
+    .values({ ...row, permissions: JSON.stringify(row.permissions) })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export function findValidByHash(db: Q, tokenHash: string, now: Date): Promise<InvitationRow | undefined> {
+  return db.selectFrom('invitation').selectAll().where('token_hash', '=', tokenHash).where('used_at', 'is', null).where('expires_at', '>', now).executeTakeFirst();
+}
+
+/** Single use by construction: of two concurrent consumers, the second matches no row. */
+export function consumeByHash(db: Q, tokenHash: string, now: Date): Promise<InvitationRow | undefined> {
+  return db
+    .updateTable('invitation')
+    .set({ used_at: now })
+    .where('token_hash', '=', tokenHash)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function setAccount(db: Q, id: string, accountId: string): Promise<void> {
+  await db.updateTable('invitation').set({ account_id: accountId }).where('id', '=', id).execute();
+}

@@ -1,0 +1,20 @@
+// Input checks shared by accounts and invitations: one message per field, safe to show.
+import { z } from 'zod';
+import { isPermission, isRole } from '../authz/model.ts';
+import { GatehouseError } from '../errors.ts';
+
+export const MAX_PERMISSIONS = 100;
+
+export const roleSchema = z.string().refine(isRole, 'is not a role (viewer, operator, admin, owner, auditor)');
+export const permissionsSchema = z
+  .array(z.string().refine(isPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject'))
+  .max(MAX_PERMISSIONS, `at most ${MAX_PERMISSIONS} permissions`)
+  .transform((list) => [...new Set(list)]);
+
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, field: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const path = [field, ...issue.path].join('.');
+  throw new GatehouseError('VALIDATION', `${path}: ${issue.message}`, { field: path });
+}

@@ -1,0 +1,39 @@
+// What a person has enrolled, and the owner's "reset factors" for someone who lost them.
+import type { Kysely } from 'kysely';
+import * as repo from '../accounts/factors.repository.ts';
+import { inTransaction } from '../accounts/accounts.repository.ts';
+import { endAllSessions } from '../accounts/accounts.service.ts';
+import type { Database } from '../db/schema.ts';
+
+type Db = Kysely<Database>;
+
+export interface FactorSummary {
+  /** A confirmed TOTP credential. */
+  totp: boolean;
+  passkeys: number;
+  backup_codes_left: number;
+}
+
+export function factorSummary(db: Db, accountId: string): Promise<FactorSummary> {
+  return repo.factorSummary(db, accountId);
+}
+
+/** Does the person have a second factor to be asked for after the password? */
+export function hasSecondFactor(f: FactorSummary): boolean {
+  return f.totp || f.passkeys > 0 || f.backup_codes_left > 0;
+}
+
+/**
+ * Remove every TOTP credential, passkey and backup code of the person and end all their
+ * sessions (DESIGN.md, "Sessions": a factor reset ends sessions and revokes refresh tokens),
+ * in one transaction. The person re-enrolls through a 'reset' invitation.
+ */
+export async function resetFactors(db: Db, accountId: string): Promise<{ totp: number; passkeys: number; backup_codes: number }> {
+  return inTransaction(db, async (trx) => {
+    const totp = await repo.deleteAllTotp(trx, accountId);
+    const passkeys = await repo.deletePasskeys(trx, accountId);
+    const backup_codes = await repo.deleteBackupCodes(trx, accountId);
+    await endAllSessions(trx, accountId);
+    return { totp, passkeys, backup_codes };
+  });
+}
