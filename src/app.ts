@@ -70,7 +70,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const log = opts.log ?? createLogger(config.logLevel);
   const masterKey = loadMasterKey(config, (msg) => log.warn(msg));
   const sealer = createSealer(masterKey);
-  const db = opts.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  const db = opts.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, onIdleError: (err) => log.warn({ err: err.message }, 'idle database connection lost') }));
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) log.info({ migrations: applied }, 'database migrated');

@@ -18,9 +18,12 @@ export interface Db {
 }
 
 // timestamptz and bigint come back as Date and string; jsonb already parsed by both drivers.
-export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; poolSize?: number }): Promise<Db> {
+export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; poolSize?: number; onIdleError?: (err: Error) => void }): Promise<Db> {
   if (opts.databaseUrl) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
+    // An idle connection killed by the server (a restart, a failover) must not crash the process:
+    // the pool drops it and opens another on the next query.
+    pool.on('error', (err) => opts.onIdleError?.(err));
     // Fail now, with the driver's reason, rather than at the first request.
     const client = await pool.connect().catch(async (err: Error) => {
       await pool.end().catch(() => {});
