@@ -29,6 +29,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { createCsrf } from './http/csrf.ts';
 import { createBruteForce } from './signin/brute-force.ts';
 import { signInRoutes } from './signin/routes.ts';
+import { enrollRoutes } from './enroll/routes.ts';
 import { accountTokenClaimsHook, configurePeople, findAccountHook } from './signin/provider-hooks.ts';
 import { deleteExpiredFlows } from './signin/login-flow.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
@@ -193,16 +194,10 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   };
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
   healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics });
-  signInRoutes(router, {
-    db: db.kysely,
-    provider: () => provider,
-    csrf,
-    bruteForce: createBruteForce(db),
-    rp: relyingPartyFor(config.issuer),
-    sealer,
-    backupCodeKey: deriveBackupCodeKey(masterKey),
-    audit,
-  });
+  const rp = relyingPartyFor(config.issuer);
+  const backupCodeKey = deriveBackupCodeKey(masterKey);
+  signInRoutes(router, { db: db.kysely, provider: () => provider, csrf, bruteForce: createBruteForce(db), rp, sealer, backupCodeKey, audit });
+  enrollRoutes(router, { db: db.kysely, csrf, sealer, rp, backupCodeKey, audit, afterEnrollment: '/account' });
   jwksRoute(router, { keys: () => keySet, maxAgeSeconds: config.jwksMaxAgeSeconds });
   staticRoutes(router);
   app.use(router.routes());
@@ -223,6 +218,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       const k = await eraseExpiredKeys(db.kysely, new Date());
       const f = await deleteExpiredFlows(db.kysely);
       await db.kysely.deleteFrom('webauthn_challenge').where('expires_at', '<', new Date()).execute();
+      await db.kysely.deleteFrom('enrollment').where('expires_at', '<', new Date()).execute();
       await db.kysely.deleteFrom('rate_limit' as any).where('expire' as any, '<', Date.now()).execute();
       if (n || k || f) log.info({ payloads: n, keys: k, flows: f }, 'expired rows deleted');
     });

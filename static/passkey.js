@@ -20,6 +20,32 @@
     var alert = document.querySelector('[data-passkey-error]');
     if (alert) { alert.textContent = message; alert.hidden = false; }
   }
+  // Enrollment with a passkey ends here: the backup codes, shown once, built as DOM (no HTML strings).
+  function showBackupCodes(codes, next) {
+    var main = document.querySelector('main');
+    main.textContent = '';
+    var h1 = document.createElement('h1');
+    h1.textContent = 'Save your backup codes';
+    var p = document.createElement('p');
+    p.textContent = 'Each code signs you in once if you lose your passkey. They are shown only now: save them somewhere safe.';
+    var list = document.createElement('ul');
+    list.className = 'codes';
+    list.setAttribute('aria-label', 'Backup codes');
+    codes.forEach(function (c) {
+      var li = document.createElement('li');
+      var code = document.createElement('code');
+      code.textContent = c;
+      li.appendChild(code);
+      list.appendChild(li);
+    });
+    var done = document.createElement('a');
+    done.className = 'button';
+    done.href = next;
+    done.textContent = 'I have saved my backup codes';
+    var wrap = document.createElement('p');
+    wrap.appendChild(done);
+    main.append(h1, p, list, wrap);
+  }
   function run(box, mode) {
     var csrf = box.getAttribute('data-csrf');
     return post(box.getAttribute('data-options'), csrf)
@@ -32,7 +58,10 @@
         var nameInput = document.getElementById('passkey-name');
         return post(box.getAttribute('data-verify'), csrf, { response: answer, name: nameInput ? nameInput.value : undefined });
       })
-      .then(function (result) { window.location.assign(result.location); })
+      .then(function (result) {
+        if (result.codes) return showBackupCodes(result.codes, result.next);
+        window.location.assign(result.location);
+      })
       .catch(function (err) {
         if (err && err.name === 'AbortError') return;
         showError(box, err && err.message ? err.message : 'The passkey could not be used.');

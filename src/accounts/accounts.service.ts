@@ -63,6 +63,8 @@ export interface CreateAccountInput {
   permissions?: string[];
   /** From hashPassword(); null for a person who enrolls with a passkey alone. */
   passwordHash: string | null;
+  /** An id chosen before the account exists (a passkey registered at enrollment carries it as its user handle). */
+  id?: string;
 }
 
 export async function createAccount(db: Db, input: CreateAccountInput): Promise<Account> {
@@ -73,7 +75,7 @@ export async function createAccount(db: Db, input: CreateAccountInput): Promise<
     if (await repo.findAccountByEmail(trx, email)) throw emailTaken(email);
     let row: AccountRow;
     try {
-      row = await repo.insertAccount(trx, { id: newAccountId(), email, role, permissions, password_hash: input.passwordHash });
+      row = await repo.insertAccount(trx, { id: input.id && /^usr_[A-Za-z0-9_-]{20}$/.test(input.id) ? input.id : newAccountId(), email, role, permissions, password_hash: input.passwordHash });
     } catch (err) {
       // A concurrent enrollment for the same email won the unique index.
       if ((err as { code?: string }).code === '23505') throw emailTaken(email);

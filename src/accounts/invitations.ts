@@ -172,6 +172,8 @@ export interface EnrollInput {
   passwordHash: string | null;
   /** Only for the first owner's invitation, which carries no email. */
   email?: string;
+  /** The account id, when chosen before enrollment ends (see CreateAccountInput.id). */
+  accountId?: string;
 }
 
 /**
@@ -189,7 +191,7 @@ export async function enrollAccount(db: Db, token: unknown, input: EnrollInput):
       if ((await countOwners(trx)) > 0) throw new GatehouseError('CONFLICT', 'An owner already exists. Ask them for an invitation.');
       email = normalizeEmail(input.email);
     }
-    const account = await createAccount(trx, { email, role: invitation.role, permissions: invitation.permissions, passwordHash: input.passwordHash });
+    const account = await createAccount(trx, { email, role: invitation.role, permissions: invitation.permissions, passwordHash: input.passwordHash, ...(input.accountId ? { id: input.accountId } : {}) });
     await repo.setAccount(trx, invitation.id, account.id);
     return account;
   });

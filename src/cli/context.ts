@@ -6,12 +6,15 @@ import { openDatabase, type Db } from '../db/connect.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { assertMasterKeyOpens, type KeyPolicy, type SigningAlg } from '../keys/keys.service.ts';
 import { MAX_SIGNED_LIFETIME } from '../oidc/provider.ts';
+import type { AuditSink } from '../audit/sink.ts';
 
 export interface CliContext {
   config: Config;
   db: Db;
   sealer: Sealer;
   keyPolicy: KeyPolicy;
+  /** Record what the command changed in the audit log. */
+  audit: AuditSink;
   close(): Promise<void>;
 }
 
@@ -32,6 +35,7 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
     db,
     sealer,
     keyPolicy: { algs, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, maxSignedLifetimeSeconds: MAX_SIGNED_LIFETIME },
+    audit: async () => {},
     close: () => db.close(),
   };
 }

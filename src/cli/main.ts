@@ -5,6 +5,8 @@ import { isGatehouseError } from '../errors.ts';
 import { openContext, type CliContext } from './context.ts';
 import { clientCommands } from './clients.ts';
 import { keyCommands } from './keys.ts';
+import { userCommands } from './users.ts';
+import { auditCommands } from './audit.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 
 export interface Command {
@@ -12,7 +14,8 @@ export interface Command {
   name: string;
   summary: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(ctx: CliContext, values: Record<string, any>): Promise<{ json: unknown; text: string }>;
+  /** A command whose output is a finding, not an error (a failed audit verify), sets exitCode and may say why on stderr. */
+  run(ctx: CliContext, values: Record<string, any>): Promise<{ json: unknown; text: string; exitCode?: number; stderr?: string }>;
 }
 
 export class UsageError extends Error {
@@ -30,7 +33,7 @@ const migrate: Command = {
 };
 
 export function allCommands(): Command[] {
-  return [migrate, ...clientCommands, ...keyCommands];
+  return [migrate, ...userCommands, ...clientCommands, ...keyCommands, ...auditCommands];
 }
 
 function usage(commands: Command[]): string {
@@ -58,7 +61,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     ctx = await openContext(env);
     const result = await command.run(ctx, values);
     out.write(values.json ? JSON.stringify(result.json) + '\n' : result.text + '\n');
-    return 0;
+    if (result.stderr) err.write(`gatehouse ${command.name}: ${result.stderr}\n`);
+    return result.exitCode ?? 0;
   } catch (e) {
     const error = e as Error;
     const shown = isGatehouseError(e) || ['UsageError', 'ConfigError', 'DataDirInUseError', 'DatabaseUnavailableError', 'MigrationError', 'SealError'].includes(error?.name);

@@ -161,6 +161,15 @@ export interface AuditCheckpointTable {
   jws: ColumnType<string, string, never>;
 }
 
+export interface EnrollmentTable {
+  invitation_id: string;
+  account_id: string;
+  email: string;
+  password_hash: string | null;
+  totp_seed_sealed: string | null;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -173,6 +182,7 @@ export interface Database {
   backup_code: BackupCodeTable;
   webauthn_challenge: WebauthnChallengeTable;
   login_flow: LoginFlowTable;
+  enrollment: EnrollmentTable;
   audit_event: AuditEventTable;
   audit_checkpoint: AuditCheckpointTable;
 }

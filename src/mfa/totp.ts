@@ -74,23 +74,47 @@ export interface TotpEnrollment {
   qrSvg: string;
 }
 
+/** A fresh seed and how to show it, before it is stored anywhere. */
+export async function newTotpSeed(email: string): Promise<Omit<TotpEnrollment, 'id'> & { seed: Buffer }> {
+  const seed = crypto.randomBytes(TOTP_SEED_BYTES);
+  return { seed, ...(await describeTotpSeed(seed, email)) };
+}
+
+/** Show a seed again (a reloaded enrollment page keeps the seed the person may have scanned). */
+export async function describeTotpSeed(seed: Uint8Array, email: string): Promise<Omit<TotpEnrollment, 'id'>> {
+  const secretBase32 = base32.encode(seed, { padding: false });
+  const otpauthUrl = generateURI({ issuer: TOTP_ISSUER, label: email, secret: secretBase32, algorithm: TOTP_ALGORITHM, digits: TOTP_DIGITS, period: TOTP_PERIOD_SECONDS });
+  const qrSvg = await QRCode.toString(otpauthUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+  return { secretBase32, otpauthUrl, qrSvg };
+}
+
+/** The step a code for a not-yet-stored seed matches now, or null (enrollment's confirmation). */
+export async function checkCodeForSeed(seed: Uint8Array, code: unknown, now = new Date()): Promise<number | null> {
+  const token = normalizeTotpCode(code);
+  return token ? matchingStep(seed, token, Math.floor(now.getTime() / 1000), null) : null;
+}
+
+/** Store a confirmed seed for the account, its confirming step spent (enrollment's last step). */
+export async function adoptTotpSeed(db: Db, sealer: Sealer, accountId: string, seed: Uint8Array, step: number): Promise<void> {
+  const id = `totp_${crypto.randomBytes(15).toString('base64url')}`;
+  await inTransaction(db, async (trx) => {
+    await repo.deleteAllTotp(trx, accountId);
+    await repo.insertTotp(trx, { id, account_id: accountId, seed_sealed: sealer.seal(Buffer.from(seed), sealContext(id)) });
+    await repo.confirmTotp(trx, accountId, id, step);
+  });
+}
+
 /**
  * A fresh seed for `accountId`, unconfirmed until confirmTotp() sees a code from it. An
  * earlier unconfirmed enrollment is dropped; a confirmed credential keeps working meanwhile.
  */
 export async function newTotpEnrollment(db: Db, sealer: Sealer, accountId: string, email: string): Promise<TotpEnrollment> {
   const id = `totp_${crypto.randomBytes(15).toString('base64url')}`;
-  const seed = crypto.randomBytes(TOTP_SEED_BYTES);
+  const { seed, secretBase32, otpauthUrl, qrSvg } = await newTotpSeed(email);
   await inTransaction(db, async (trx) => {
     await repo.deleteUnconfirmedTotp(trx, accountId);
     await repo.insertTotp(trx, { id, account_id: accountId, seed_sealed: sealer.seal(seed, sealContext(id)) });
-  }).catch((err: { code?: string }) => {
-    if (err.code === '23503') throw new GatehouseError('NOT_FOUND', 'No such account.'); // foreign key: no account row
-    throw err;
   });
-  const secretBase32 = base32.encode(seed, { padding: false });
-  const otpauthUrl = generateURI({ issuer: TOTP_ISSUER, label: email, secret: secretBase32, algorithm: TOTP_ALGORITHM, digits: TOTP_DIGITS, period: TOTP_PERIOD_SECONDS });
-  const qrSvg = await QRCode.toString(otpauthUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return { id, secretBase32, otpauthUrl, qrSvg };
 }
 

@@ -67,7 +67,17 @@ export async function registrationOptions(db: Db, rp: RelyingParty, scope: strin
   return options;
 }
 
-export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string, accountId: string, response: unknown, name: string): Promise<{ id: string }> {
+export interface VerifiedCredential {
+  id: string;
+  publicKey: Uint8Array;
+  counter: number;
+  transports: string[];
+  deviceType: string;
+  backedUp: boolean;
+}
+
+/** Check a registration answer; its challenge is used up whatever the outcome. */
+export async function checkRegistration(db: Db, rp: RelyingParty, scope: string, accountId: string, response: unknown): Promise<VerifiedCredential> {
   const stored = await takeChallenge(db, scope, 'registration');
   if (!stored || stored.accountId !== accountId) throw new GatehouseError('VALIDATION', 'This passkey request has expired. Try again.');
   let result;
@@ -84,6 +94,10 @@ export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string
   }
   if (!result.verified || !result.registrationInfo) throw new GatehouseError('VALIDATION', 'The passkey could not be verified. Try again.');
   const { credential, credentialDeviceType, credentialBackedUp } = result.registrationInfo;
+  return { id: credential.id, publicKey: credential.publicKey, counter: credential.counter, transports: credential.transports ?? [], deviceType: credentialDeviceType, backedUp: credentialBackedUp };
+}
+
+export async function saveCredential(db: Db, accountId: string, credential: VerifiedCredential, name: string): Promise<void> {
   const taken = await db.selectFrom('webauthn_credential').select('id').where('id', '=', credential.id).executeTakeFirst();
   if (taken) throw new GatehouseError('CONFLICT', 'This passkey is already registered.');
   await db
@@ -93,12 +107,17 @@ export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string
       account_id: accountId,
       public_key: Buffer.from(credential.publicKey).toString('base64url'),
       counter: credential.counter,
-      transports: JSON.stringify(credential.transports ?? []),
-      device_type: credentialDeviceType,
-      backed_up: credentialBackedUp,
+      transports: JSON.stringify(credential.transports),
+      device_type: credential.deviceType,
+      backed_up: credential.backedUp,
       name: name.slice(0, 100) || 'Passkey',
     })
     .execute();
+}
+
+export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string, accountId: string, response: unknown, name: string): Promise<{ id: string }> {
+  const credential = await checkRegistration(db, rp, scope, accountId, response);
+  await saveCredential(db, accountId, credential, name);
   return { id: credential.id };
 }
 
