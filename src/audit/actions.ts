@@ -1,0 +1,36 @@
+// Every event the audit log records (DESIGN.md, "Audit log"; AGENTSERVER-SECURITY.md, "Audit
+// Logging"): one declarative list, so that a typo is a compile error and the admin UI can offer
+// the names as filters. Add a name here before logging it.
+export const AUDIT_ACTIONS = [
+  // Sign-in, with details {method: 'password' | 'totp' | 'passkey' | 'backup_code', …}; the IP is a column.
+  'signin.success',
+  'signin.failure',
+  'session.end',
+  'session.end_all',
+  // Factors, with details {type: 'totp' | 'passkey' | 'backup_codes', …}.
+  'factor.enroll',
+  'factor.remove',
+  'factor.reset',
+  'factor.regenerate', // a new set of backup codes: the old set stops working
+  'password.change',
+  'password.reset',
+  'invitation.create',
+  'invitation.accept',
+  'invitation.revoke',
+  'user.role_change',
+  'user.permission_change',
+  'user.disable',
+  'user.enable',
+  'client.create',
+  'client.update',
+  'client.delete',
+  'client.secret_rotate',
+  'key.rotate',
+  // A rotated refresh token came back: the grant was revoked (RFC 9700 §4.14.2).
+  'token.refresh_reuse',
+  'ratelimit.trip',
+] as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export const AUDIT_OUTCOMES = ['success', 'failure', 'denied'] as const;

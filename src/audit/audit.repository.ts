@@ -1,0 +1,119 @@
+// The only Kysely code for the audit log. Rows are never updated or deleted (the database
+// refuses it); every function here reads, or inserts under the append lock.
+import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
+import type { AuditCheckpointTable, AuditEventTable, AuditOutcome, Database } from '../db/schema.ts';
+
+type Q = Kysely<Database> | Transaction<Database>;
+
+export type AuditEventRow = Selectable<AuditEventTable>;
+export type AuditCheckpointRow = Selectable<AuditCheckpointTable>;
+
+export interface NewAuditEventRow {
+  seq: number;
+  time: Date;
+  actor: string;
+  ip: string | null;
+  action: string;
+  target: string | null;
+  outcome: AuditOutcome;
+  request_id: string | null;
+  details: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+/**
+ * Serialize appends across every instance until the transaction ends: the next seq and
+ * prev_hash are read after this, so no two appends can chain onto the same row.
+ */
+export async function lockAppends(trx: Transaction<Database>): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext('gatehouse.audit'))`.execute(trx);
+}
+
+/**
+ * The chain's head and the database's clock, read after the lock. One clock for every instance
+ * (the database's), truncated to milliseconds so that it reads back exactly as hashed.
+ */
+export async function chainHead(trx: Transaction<Database>): Promise<{ seq: number; hash: string | null; now: Date }> {
+  const { rows } = await sql<{ now: Date; seq: string | null; hash: string | null }>`
+    select date_trunc('milliseconds', clock_timestamp()) as now, last.seq, last.hash
+    from (select 1) as one
+    left join lateral (select seq, hash from audit_event order by seq desc limit 1) as last on true`.execute(trx);
+  const row = rows[0]!;
+  return { seq: row.seq === null ? 0 : Number(row.seq), hash: row.hash, now: new Date(row.now) };
+}
+
+export async function databaseNow(db: Q): Promise<Date> {
+  const { rows } = await sql<{ now: Date }>`select date_trunc('milliseconds', clock_timestamp()) as now`.execute(db);
+  return new Date(rows[0]!.now);
+}
+
+export async function insertEvents(trx: Transaction<Database>, rows: NewAuditEventRow[]): Promise<void> {
+  await trx
+    .insertInto('audit_event')
+    .values(rows.map((r) => ({ ...r, details: JSON.stringify(r.details) })))
+    .execute();
+}
+
+/** Events with seq > afterSeq, in order: verification walks the log a page at a time. */
+export function eventsAfter(db: Q, afterSeq: number, limit: number): Promise<AuditEventRow[]> {
+  return db.selectFrom('audit_event').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
+}
+
+export function newestEvent(db: Q): Promise<AuditEventRow | undefined> {
+  return db.selectFrom('audit_event').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
+}
+
+export async function countEvents(db: Q): Promise<number> {
+  const row = await db.selectFrom('audit_event').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export function checkpointsAfter(db: Q, afterSeq: number, limit: number): Promise<AuditCheckpointRow[]> {
+  return db.selectFrom('audit_checkpoint').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
+}
+
+export function checkpointAt(db: Q, seq: number): Promise<AuditCheckpointRow | undefined> {
+  return db.selectFrom('audit_checkpoint').selectAll().where('seq', '=', String(seq)).executeTakeFirst();
+}
+
+/** Two instances checkpointing the same head at once: the first one's row stands. */
+export async function insertCheckpoint(db: Q, row: { seq: number; hash: string; time: Date; kid: string; jws: string }): Promise<boolean> {
+  const res = await db
+    .insertInto('audit_checkpoint')
+    .values(row)
+    .onConflict((oc) => oc.column('seq').doNothing())
+    .executeTakeFirst();
+  return Number(res.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+/** Public JWKs by kid, retired and erased keys included: old checkpoints still verify. */
+export async function publicKeys(db: Q, kids: string[]): Promise<Map<string, { alg: string; jwk: Record<string, unknown> }>> {
+  if (kids.length === 0) return new Map();
+  const rows = await db.selectFrom('signing_key').select(['kid', 'alg', 'public_jwk']).where('kid', 'in', kids).execute();
+  return new Map(rows.map((r) => [r.kid, { alg: r.alg, jwk: r.public_jwk }]));
+}
+
+export interface EventFilter {
+  action?: string | undefined;
+  actor?: string | undefined;
+  target?: string | undefined;
+  outcome?: AuditOutcome | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  beforeSeq?: number | undefined;
+  limit: number;
+}
+
+/** Newest first; keyset pagination on seq, so page N costs what page 1 does. */
+export function queryEvents(db: Q, f: EventFilter): Promise<AuditEventRow[]> {
+  let q = db.selectFrom('audit_event').selectAll();
+  if (f.action !== undefined) q = q.where('action', '=', f.action);
+  if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
+  if (f.target !== undefined) q = q.where('target', '=', f.target);
+  if (f.outcome !== undefined) q = q.where('outcome', '=', f.outcome);
+  if (f.since !== undefined) q = q.where('time', '>=', f.since);
+  if (f.until !== undefined) q = q.where('time', '<', f.until);
+  if (f.beforeSeq !== undefined) q = q.where('seq', '<', String(f.beforeSeq));
+  return q.orderBy('seq', 'desc').limit(f.limit).execute();
+}

@@ -1,0 +1,62 @@
+// The bytes an audit row's hash covers. Written so that anyone can recompute the chain from a
+// database dump with a few lines of any language (sha256 + a JSON canonicalizer):
+//
+//   canonical = JCS (RFC 8785) of {seq, time, actor, ip, action, target, outcome, request_id,
+//               details, prev_hash}: the row's columns except `hash`, with seq a number, time an
+//               ISO 8601 UTC string with milliseconds ("2026-11-26T11:00:00.000Z") and absent
+//               values null
+//   hash      = lowercase hex SHA-256 of UTF-8(prev_hash ‖ canonical)
+//   prev_hash = the previous row's hash; 64 zeros for seq 1
+//
+// JCS sorts object keys by UTF-16 code units and writes numbers and strings the way ECMAScript's
+// JSON.stringify does, which is what this file does. Details are restricted (src/audit/event.ts)
+// to values that survive a jsonb round trip unchanged, so the hash of what was written equals the
+// hash of what is read back.
+import crypto from 'node:crypto';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface ChainedFields {
+  seq: number;
+  time: string;
+  actor: string;
+  ip: string | null;
+  action: string;
+  target: string | null;
+  outcome: string;
+  request_id: string | null;
+  details: Record<string, unknown>;
+  prev_hash: string;
+}
+
+/** RFC 8785 JSON Canonicalization Scheme, for the JSON values JSON.parse produces. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError('canonical JSON has no representation for a non-finite number');
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object') {
+    // Default sort compares UTF-16 code units: exactly RFC 8785 §3.2.3.
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  throw new TypeError(`canonical JSON has no representation for ${typeof value}`);
+}
+
+export function eventHash(fields: ChainedFields): string {
+  const canonical = canonicalJson({
+    seq: fields.seq,
+    time: fields.time,
+    actor: fields.actor,
+    ip: fields.ip,
+    action: fields.action,
+    target: fields.target,
+    outcome: fields.outcome,
+    request_id: fields.request_id,
+    details: fields.details,
+    prev_hash: fields.prev_hash,
+  });
+  return crypto.createHash('sha256').update(fields.prev_hash + canonical, 'utf8').digest('hex');
+}
