@@ -35,6 +35,8 @@ import { deleteExpiredFlows } from './signin/login-flow.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
 import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
 import type { AuditSink } from './audit/sink.ts';
+import { AuditQueue } from './audit/audit.service.ts';
+import { scheduleCheckpoints } from './audit/checkpoint.ts';
 
 export interface Gatehouse {
   config: Config;
@@ -113,9 +115,34 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   let callback = provider.callback();
   metrics.signingKeys.set(keySet.published.length);
 
+  // Audit events that stand alone (sign-ins, rate-limit trips) go through a queue that appends
+  // them in batches under one lock; a failure to record is logged, never shown to the person.
+  const auditQueue = new AuditQueue(db.kysely);
+  const audit: AuditSink = async (event) => {
+    try {
+      await auditQueue.append(event);
+    } catch (err) {
+      log.error({ err: (err as Error).message, action: event.action, requestId: event.requestId }, 'audit append failed');
+    }
+  };
   const instrument = (p: Provider) => {
     p.on('grant.success', (ctx) => metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }));
-    p.on('grant.error', (_ctx, err: any) => metrics.tokenErrors.inc({ error: String(err?.error ?? 'server_error') }));
+    p.on('grant.error', (ctx, err: any) => {
+      metrics.tokenErrors.inc({ error: String(err?.error ?? 'server_error') });
+      // RFC 9700 §4.14.2: a rotated refresh token came back; oidc-provider has revoked the grant.
+      if (err?.error === 'invalid_grant' && err?.error_description === 'refresh token already used') {
+        const rt = ctx.oidc?.entities?.RefreshToken as any;
+        void audit({
+          action: 'token.refresh_reuse',
+          outcome: 'denied',
+          actor: rt?.accountId ?? 'anonymous',
+          target: rt?.accountId ?? null,
+          ip: ctx.ip,
+          requestId: String(ctx.res.getHeader('x-request-id') ?? ''),
+          details: { client_id: ctx.oidc?.client?.clientId, grant_id: rt?.grantId },
+        });
+      }
+    });
     p.on('server_error', (ctx, err) => log.error({ err, requestId: ctx.res.getHeader('x-request-id') }, 'oidc-provider server error'));
   };
   instrument(provider);
@@ -189,9 +216,6 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const isHttps = !!config.tls || config.issuer.startsWith('https:');
   const derive = (label: string) => Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
   const csrf = createCsrf({ key: derive('gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
-  const audit: AuditSink = async (event) => {
-    log.info({ audit: event }, 'audit');
-  };
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
   healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics });
   const rp = relyingPartyFor(config.issuer);
@@ -209,7 +233,9 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   });
 
   const timers: NodeJS.Timeout[] = [];
+  let checkpoints: { stop(): Promise<void> } | null = null;
   if (opts.jobs !== false) {
+    checkpoints = scheduleCheckpoints({ db: db.kysely, sealer, intervalMs: 5 * 60_000, onError: (err) => log.warn({ err: (err as Error).message }, 'audit checkpoint failed') });
     const every = (ms: number, name: string, fn: () => Promise<unknown>) => {
       timers.push(setInterval(() => fn().catch((err) => log.warn({ err: (err as Error).message, job: name }, 'background job failed')), ms).unref());
     };
@@ -311,6 +337,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       ready = false; // load balancers stop sending traffic
       feed.stop();
       for (const t of timers) clearInterval(t);
+      await checkpoints?.stop();
       if (server) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
         server.closeIdleConnections?.();
@@ -319,6 +346,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
         await closing;
         clearTimeout(forced);
       }
+      await auditQueue.flush();
       await db.close();
     },
   };

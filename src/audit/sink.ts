@@ -1,13 +1,7 @@
-// What the HTTP edge hands an audit event to. The server wires it to the audit log; an event
-// never carries a secret (the audit domain refuses secret-looking keys).
-export interface AuditEventInput {
-  action: string;
-  outcome: 'success' | 'failure' | 'denied';
-  actor: string;
-  ip?: string | null;
-  target?: string | null;
-  requestId?: string | null;
-  details?: Record<string, unknown>;
-}
+// What the HTTP edge and the CLI hand an audit event to. The server wires it to an AuditQueue
+// (events that stand alone, batched); a change that must not happen unrecorded calls
+// appendAudit in its own transaction instead.
+import type { AuditEventInput } from './event.ts';
 
+export type { AuditEventInput };
 export type AuditSink = (event: AuditEventInput) => Promise<void>;

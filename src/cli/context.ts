@@ -7,6 +7,7 @@ import { migrateToLatest } from '../db/migrate.ts';
 import { assertMasterKeyOpens, type KeyPolicy, type SigningAlg } from '../keys/keys.service.ts';
 import { MAX_SIGNED_LIFETIME } from '../oidc/provider.ts';
 import type { AuditSink } from '../audit/sink.ts';
+import { appendAudit } from '../audit/audit.service.ts';
 
 export interface CliContext {
   config: Config;
@@ -35,7 +36,9 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
     db,
     sealer,
     keyPolicy: { algs, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, maxSignedLifetimeSeconds: MAX_SIGNED_LIFETIME },
-    audit: async () => {},
+    audit: async (event) => {
+      await appendAudit(db.kysely, event);
+    },
     close: () => db.close(),
   };
 }

@@ -19,6 +19,7 @@ export const keyCommands: Command[] = [
     options: { force: { type: 'boolean' } },
     async run(ctx, v) {
       const rotated = await rotateKeys(ctx.db.kysely, ctx.sealer, ctx.keyPolicy, { force: !!v.force });
+      await ctx.audit({ action: 'key.rotate', outcome: 'success', actor: 'cli', target: null, details: { forced: !!v.force, rotated } });
       return { json: { ok: true, rotated }, text: rotated.map((r) => `${r.alg}: current ${r.current} (was ${r.retired}), next ${r.next}`).join('\n') };
     },
   },

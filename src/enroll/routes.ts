@@ -102,7 +102,7 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
     });
     const base = { outcome: 'success' as const, actor: account.id, ip: ctx.ip, target: account.id, requestId: ctx.state.requestId };
     await deps.audit({ ...base, action: 'invitation.accept', details: { invitation_id: inv.id, role: account.role } });
-    await deps.audit({ ...base, action: 'factor.enroll', details: { factor, password: row.password_hash !== null, backup_codes: codes.length } });
+    await deps.audit({ ...base, action: 'factor.enroll', details: { factor, with_password: row.password_hash !== null, backup_set_size: codes.length } });
     return codes;
   }
 

@@ -80,7 +80,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     // Rotate on every use; a rotated token coming back revokes the grant (RFC 9700 §4.14.2).
     rotateRefreshToken: true,
     scopes: ['openid', 'offline_access', 'email', 'agents'],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], acr: null, amr: null, auth_time: null, sid: null },
+    // acr and amr ride with openid so every ID token says how the person signed in.
+    claims: { openid: ['sub', 'acr', 'amr'], email: ['email', 'email_verified'], auth_time: null, sid: null },
     ttl: {
       AccessToken: ACCESS_TOKEN_TTL,
       ClientCredentials: ACCESS_TOKEN_TTL,
@@ -181,5 +182,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     }
     return false;
   };
+  // Every person's token carries `sid` (DESIGN.md, "Tokens and claims"), so the agentserver can
+  // tie a token to a sign-in session; oidc-provider includes it only for logout-aware clients.
+  ClientClass.prototype.includeSid = () => true;
   return provider;
 }

@@ -15,6 +15,7 @@ import { isGatehouseError } from '../errors.ts';
 import { allowFormRedirectTo } from '../http/security-headers.ts';
 import type { Csrf } from '../http/csrf.ts';
 import type { AuditSink } from '../audit/sink.ts';
+import type { AuditAction } from '../audit/actions.ts';
 import { ACR_MFA, ACR_PHR } from '../verify/index.ts';
 import { signInPage, secondFactorPage, tooManyAttemptsPage } from '../../views/signin.ts';
 import { errorView } from '../../views/error.ts';
@@ -100,7 +101,7 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     ctx.body = tooManyAttemptsPage({ retryAfterSeconds, uid });
   }
 
-  const audit = (ctx: Context, action: string, outcome: 'success' | 'failure' | 'denied', actor: string, details: Record<string, unknown> = {}) =>
+  const audit = (ctx: Context, action: AuditAction, outcome: 'success' | 'failure' | 'denied', actor: string, details: Record<string, unknown> = {}) =>
     deps.audit({ action, outcome, actor, ip: ctx.ip, target: actor.startsWith('usr_') ? actor : null, requestId: ctx.state.requestId, details });
 
   /** Guard a step: CSRF, then the brute-force budget of this IP and account. */
