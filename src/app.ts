@@ -30,6 +30,7 @@ import { createCsrf } from './http/csrf.ts';
 import { createBruteForce } from './signin/brute-force.ts';
 import { signInRoutes } from './signin/routes.ts';
 import { enrollRoutes } from './enroll/routes.ts';
+import { accountRoutes, ensureAccountClient } from './account/routes.ts';
 import { accountTokenClaimsHook, configurePeople, findAccountHook } from './signin/provider-hooks.ts';
 import { deleteExpiredFlows } from './signin/login-flow.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
@@ -87,6 +88,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const algs: SigningAlg[] = [...new Set<SigningAlg>([config.accessTokenAlg, 'RS256'])];
   const keyPolicy: KeyPolicy = { algs, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, maxSignedLifetimeSeconds: MAX_SIGNED_LIFETIME };
   await ensureKeys(db.kysely, sealer, keyPolicy);
+  await ensureAccountClient(db.kysely, config.issuer);
 
   // Cookie signing keys derived from the master key, so every instance signs alike.
   const cookieKeys = [crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse cookie keys v1', 32)].map((k) => Buffer.from(k).toString('base64url'));
@@ -222,6 +224,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const backupCodeKey = deriveBackupCodeKey(masterKey);
   signInRoutes(router, { db: db.kysely, provider: () => provider, csrf, bruteForce: createBruteForce(db), rp, sealer, backupCodeKey, audit });
   enrollRoutes(router, { db: db.kysely, csrf, sealer, rp, backupCodeKey, audit, afterEnrollment: '/account' });
+  accountRoutes(router, { db: db.kysely, provider: () => provider, issuer: config.issuer, csrf, sealer, rp, backupCodeKey, audit });
   jwksRoute(router, { keys: () => keySet, maxAgeSeconds: config.jwksMaxAgeSeconds });
   staticRoutes(router);
   app.use(router.routes());

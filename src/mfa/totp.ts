@@ -118,6 +118,13 @@ export async function newTotpEnrollment(db: Db, sealer: Sealer, accountId: strin
   return { id, secretBase32, otpauthUrl, qrSvg };
 }
 
+/** Show an unconfirmed enrollment again (the person typed a wrong code and tries again). */
+export async function describePendingTotp(db: Db, sealer: Sealer, accountId: string, id: string, email: string): Promise<TotpEnrollment | null> {
+  const row = await repo.findUnconfirmedTotp(db, accountId, id);
+  if (!row) return null;
+  return { id, ...(await describeTotpSeed(sealer.open(row.seed_sealed, sealContext(row.id)), email)) };
+}
+
 /**
  * Confirm an enrollment with a code from the app. On success the credential becomes the
  * person's only TOTP credential, and the confirming code's step is recorded so that the same
