@@ -132,7 +132,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     p.on('grant.error', (ctx, err: any) => {
       metrics.tokenErrors.inc({ error: String(err?.error ?? 'server_error') });
       // RFC 9700 §4.14.2: a rotated refresh token came back; oidc-provider has revoked the grant.
-      if (err?.error === 'invalid_grant' && err?.error_description === 'refresh token already used') {
+      if (err?.error === 'invalid_grant' && err?.error_detail === 'refresh token already used') {
         const rt = ctx.oidc?.entities?.RefreshToken as any;
         void audit({
           action: 'token.refresh_reuse',

@@ -170,6 +170,20 @@ export interface EnrollmentTable {
   expires_at: Timestamp;
 }
 
+/** A signed-in admin console browser (src/admin/sessions.ts). */
+export interface AdminSessionTable {
+  /** SHA-256 of the cookie value: a copy of the table yields no usable session. */
+  id: string;
+  account_id: string;
+  /** When the person last authenticated (the ID token's auth_time): changes need it recent. */
+  auth_time: Timestamp;
+  amr: Json<string[]>;
+  acr: string | null;
+  created_at: Timestamp;
+  last_seen_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -185,6 +199,7 @@ export interface Database {
   enrollment: EnrollmentTable;
   audit_event: AuditEventTable;
   audit_checkpoint: AuditCheckpointTable;
+  admin_session: AdminSessionTable;
 }
 
 export type AccountRow = Selectable<AccountTable>;

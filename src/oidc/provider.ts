@@ -80,8 +80,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     // Rotate on every use; a rotated token coming back revokes the grant (RFC 9700 §4.14.2).
     rotateRefreshToken: true,
     scopes: ['openid', 'offline_access', 'email', 'agents'],
-    // acr and amr ride with openid so every ID token says how the person signed in.
-    claims: { openid: ['sub', 'acr', 'amr'], email: ['email', 'email_verified'], auth_time: null, sid: null },
+    // acr, amr and auth_time ride with openid so every ID token says how and when the person signed in.
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], sid: null },
     ttl: {
       AccessToken: ACCESS_TOKEN_TTL,
       ClientCredentials: ACCESS_TOKEN_TTL,

@@ -1,11 +1,15 @@
 // People in a real browser: invitation → enrollment → sign-in through the pages, with a real OIDC
 // client library as the application (code + PKCE), tokens checked as the agentserver would.
+import fs from 'node:fs';
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { authenticationOptions, relyingPartyFor, verifyAuthentication } from '../../src/mfa/webauthn.ts';
 import type { Browser, Page } from 'playwright-core';
 import { decodeJwt } from 'jose';
 import { createInvitation } from '../../src/accounts/invitations.ts';
 import { createClient } from '../../src/clients/clients.service.ts';
-import { totpAt } from '../../src/mfa/totp.ts';
+import { totpClock } from '../helpers/accounts.ts';
 import { createVerifier } from '../../src/verify/index.ts';
 import { addVirtualAuthenticator, launchBrowser } from '../helpers/browser.ts';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.ts';
@@ -24,18 +28,6 @@ function base32Decode(input: string): Uint8Array {
   return out;
 }
 
-/** A code for the next time step not yet used, as a person waiting for their app's next code. */
-async function freshCode(secret: Uint8Array, used: Set<string>): Promise<string> {
-  for (;;) {
-    const code = await totpAt(secret, Math.floor(Date.now() / 1000));
-    if (!used.has(code)) {
-      used.add(code);
-      return code;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
 export async function setup(backend: Backend) {
   const s = await startServer(backend);
   const port = await freePort();
@@ -49,7 +41,7 @@ export async function setup(backend: Backend) {
   return { s, rp, app };
 }
 
-async function enrollWithTotp(page: Page, s: TestServer, email: string, role = 'operator'): Promise<{ secret: Uint8Array; backupCodes: string[]; used: Set<string> }> {
+async function enrollWithTotp(page: Page, s: TestServer, email: string, role = 'operator'): Promise<{ secret: Uint8Array; backupCodes: string[]; nextCode: () => Promise<string>; token: string }> {
   const inv = await createInvitation(s.gatehouse.db.kysely, { email, role, permissions: ['agent:summarizer:inject'] });
   await page.goto(`${s.url}/enroll/${inv.token}`);
   await page.getByLabel('New password').fill(PASSWORD);
@@ -57,12 +49,12 @@ async function enrollWithTotp(page: Page, s: TestServer, email: string, role = '
   const key = (await page.locator('[data-totp-secret]').textContent())!.trim();
   expect(await page.locator('[data-otpauth]').getAttribute('href')).toMatch(/^otpauth:\/\/totp\//);
   const secret = base32Decode(key);
-  const used = new Set<string>();
-  await page.getByLabel('Authentication code').fill(await freshCode(secret, used));
+  const nextCode = totpClock(secret, 0);
+  await page.getByLabel('Authentication code').fill(await nextCode());
   await page.getByRole('button', { name: 'Continue' }).click();
   const codes = await page.getByRole('list', { name: 'Backup codes' }).getByRole('listitem').allTextContents();
   expect(codes).toHaveLength(10);
-  return { secret, backupCodes: codes.map((c) => c.trim()), used };
+  return { secret, backupCodes: codes.map((c) => c.trim()), nextCode, token: inv.token };
 }
 
 async function signInWithPassword(page: Page, rp: RelyingParty, email: string, password = PASSWORD, params: Record<string, string> = {}) {
@@ -91,10 +83,10 @@ describe.each(['postgres', 'pglite'] as const)('people in the browser on %s', (b
     const { s, rp } = ctx;
     const page = await (await browser.newContext()).newPage();
     const email = `ada-${backend}@example.com`;
-    const { secret, used } = await enrollWithTotp(page, s, email);
+    const { nextCode } = await enrollWithTotp(page, s, email);
 
     const flow = await signInWithPassword(page, rp, email);
-    await page.getByLabel('Authentication code').fill(await freshCode(secret, used));
+    await page.getByLabel('Authentication code').fill(await nextCode());
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
     const tokens = await rp.finish(new URL(page.url()), flow);
@@ -109,6 +101,213 @@ describe.each(['postgres', 'pglite'] as const)('people in the browser on %s', (b
     expect(id.email).toBe(email);
     expect(decodeJwt(tokens.id_token!).acr).toBe('urn:gatehouse:acr:mfa');
     expect(tokens.refresh_token).toBeTruthy();
-    if (backend === 'postgres') await page.screenshot({ path: 'docs/signed-in-callback.tmp.png' }).catch(() => {});
+  });
+});
+
+describe('people in the browser: factors and attacks (PostgreSQL)', () => {
+  let browser: Browser;
+  let ctx: Awaited<ReturnType<typeof setup>>;
+
+  beforeAll(async () => {
+    [browser, ctx] = await Promise.all([launchBrowser(), setup('postgres')]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await ctx?.rp.close();
+    await ctx?.s.close();
+  });
+
+  it('shows the sign-in page (screenshot for the README)', async () => {
+    const page = await (await browser.newContext({ viewport: { width: 800, height: 640 } })).newPage();
+    await page.goto((await ctx.rp.start()).url);
+    await expect(page.getByRole('button', { name: 'Sign in', exact: true })).toBeTruthy();
+    await page.getByLabel('Email').waitFor();
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor();
+    fs.mkdirSync('docs', { recursive: true });
+    await page.screenshot({ path: 'docs/sign-in.png' });
+  });
+
+  it('enrolls with a passkey alone and signs in usernameless: acr phishing-resistant', async () => {
+    const { s, rp } = ctx;
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const authenticator = await addVirtualAuthenticator(page);
+    const inv = await createInvitation(s.gatehouse.db.kysely, { email: 'pat@example.com', role: 'admin' });
+    await page.goto(`${s.url}/enroll/${inv.token}`);
+    await page.getByRole('button', { name: 'Use a passkey instead of a password' }).click();
+    await page.getByRole('list', { name: 'Backup codes' }).waitFor();
+    const codes = await page.getByRole('list', { name: 'Backup codes' }).getByRole('listitem').allTextContents();
+    expect(codes).toHaveLength(10);
+    const creds = await authenticator.credentials();
+    expect(creds).toHaveLength(1);
+    expect(creds[0]!.isResidentCredential).toBe(true);
+
+    const flow = await rp.start();
+    await page.goto(flow.url);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    const tokens = await rp.finish(new URL(page.url()), flow);
+    const claims = await createVerifier({ issuer: s.url, audience: AUDIENCE }).verify(tokens.access_token);
+    expect(claims.acr).toBe('urn:gatehouse:acr:phr');
+    expect(claims.amr).toEqual(expect.arrayContaining(['user', 'mfa']));
+    expect(claims.amr!.some((m) => m === 'hwk' || m === 'swk')).toBe(true);
+    expect(claims.roles).toEqual(['admin']);
+    expect((await authenticator.credentials())[0]!.signCount).toBeGreaterThan(0);
+
+    // acr_values=phr on a new request is met by this session without a new sign-in.
+    const strict = await rp.start({ acr_values: 'urn:gatehouse:acr:phr' });
+    await page.goto(strict.url);
+    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    await context.close();
+  });
+
+  it('refuses a passkey assertion made for another origin', async () => {
+    const { s } = ctx;
+    // A look-alike page on another origin with the same RP ID (localhost on another port).
+    const phish = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Totally Gatehouse</title>'));
+    await new Promise<void>((r) => phish.listen(0, '127.0.0.1', r));
+    const phishUrl = `http://localhost:${(phish.address() as any).port}/`;
+    const page = await (await browser.newContext()).newPage();
+    await addVirtualAuthenticator(page);
+    const inv = await createInvitation(s.gatehouse.db.kysely, { email: 'victim@example.com', role: 'viewer' });
+    await page.goto(`${s.url}/enroll/${inv.token}`);
+    await page.getByRole('button', { name: 'Use a passkey instead of a password' }).click();
+    await page.getByRole('list', { name: 'Backup codes' }).waitFor();
+
+    const rpInfo = relyingPartyFor(s.url);
+    const options = await authenticationOptions(s.gatehouse.db.kysely, rpInfo, 'signin:phish-test', null);
+    await page.goto(phishUrl);
+    const response = await page.evaluate(async (opts: any) => {
+      const b64 = (s: string) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '=')), (c) => c.charCodeAt(0));
+      const enc = (buf: ArrayBuffer) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+      const cred: any = await (globalThis as any).navigator.credentials.get({ publicKey: { challenge: b64(opts.challenge), rpId: opts.rpId, userVerification: 'required', allowCredentials: [] } });
+      return {
+        id: cred.id,
+        rawId: enc(cred.rawId),
+        type: cred.type,
+        clientExtensionResults: {},
+        response: {
+          clientDataJSON: enc(cred.response.clientDataJSON),
+          authenticatorData: enc(cred.response.authenticatorData),
+          signature: enc(cred.response.signature),
+          userHandle: cred.response.userHandle ? enc(cred.response.userHandle) : undefined,
+        },
+      };
+    }, options);
+    expect(JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString()).origin).toBe(phishUrl.replace(/\/$/, ''));
+    await expect(verifyAuthentication(s.gatehouse.db.kysely, rpInfo, 'signin:phish-test', response)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    phish.close();
+  });
+
+  it('signs in with a backup code once; the same code is refused after', async () => {
+    const { s, rp } = ctx;
+    const page = await (await browser.newContext()).newPage();
+    const email = 'backup@example.com';
+    const { backupCodes } = await enrollWithTotp(page, s, email);
+    const flow = await signInWithPassword(page, rp, email);
+    await page.getByRole('link', { name: 'Use a backup code instead' }).click();
+    await page.getByLabel('Backup code').fill(backupCodes[0]!);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    const tokens = await rp.finish(new URL(page.url()), flow);
+    expect(decodeJwt(tokens.access_token).amr).toEqual(expect.arrayContaining(['pwd', 'otp']));
+
+    await signInWithPassword(page, rp, email, PASSWORD, { prompt: 'login' });
+    await page.getByRole('link', { name: 'Use a backup code instead' }).click();
+    await page.getByLabel('Backup code').fill(backupCodes[0]!);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.getByRole('alert').textContent()).resolves.toMatch(/not valid, or was already used/);
+  });
+
+  it('rotates refresh tokens; a rotated token used again revokes the whole grant', async () => {
+    const { s, rp } = ctx;
+    const page = await (await browser.newContext()).newPage();
+    const email = 'rotate@example.com';
+    const { nextCode } = await enrollWithTotp(page, s, email);
+    const flow = await signInWithPassword(page, rp, email);
+    await page.getByLabel('Authentication code').fill(await nextCode());
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    const first = await rp.finish(new URL(page.url()), flow);
+    const second = await rp.refresh(first.refresh_token!);
+    expect(second.refresh_token).toBeTruthy();
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    expect(decodeJwt(second.access_token).roles).toEqual(['operator']);
+    // The old one comes back (stolen and replayed): refused, and the grant is gone.
+    await expect(rp.refresh(first.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(rp.refresh(second.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // The audit event is appended by a background queue: look for it a few times.
+    let n = 0;
+    for (let i = 0; i < 50 && n === 0; i++) {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from audit_event where action = 'token.refresh_reuse'`.execute(s.gatehouse.db.kysely);
+      n = rows[0]!.n;
+      if (n === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(n).toBe(1);
+  });
+
+  it("ends the other session's refresh tokens when the password changes", async () => {
+    const { s, rp } = ctx;
+    const email = 'change@example.com';
+    const laptop = await (await browser.newContext()).newPage();
+    const { nextCode } = await enrollWithTotp(laptop, s, email);
+    const signIn = async (page: Page) => {
+      const flow = await signInWithPassword(page, rp, email);
+      await page.getByLabel('Authentication code').fill(await nextCode());
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+      return rp.finish(new URL(page.url()), flow);
+    };
+    const phone = await (await browser.newContext()).newPage();
+    const phoneTokens = await signIn(phone);
+    await signIn(laptop);
+    await laptop.goto(`${s.url}/account`);
+    await laptop.getByLabel('Current password').fill(PASSWORD);
+    await laptop.getByLabel('New password').fill('a brand new passphrase for ada 7');
+    await laptop.getByRole('button', { name: 'Change password' }).click();
+    await expect(laptop.getByRole('status').textContent()).resolves.toMatch(/Password changed/);
+    await expect(rp.refresh(phoneTokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // The old password no longer works; the new one does.
+    await signInWithPassword(phone, rp, email, PASSWORD, { prompt: 'login' });
+    await expect(phone.getByRole('alert').textContent()).resolves.toBe('Incorrect email or password.');
+  });
+
+  it('forces a new sign-in for max_age=1', async () => {
+    const { s, rp } = ctx;
+    const page = await (await browser.newContext()).newPage();
+    const email = 'maxage@example.com';
+    const { nextCode } = await enrollWithTotp(page, s, email);
+    const flow = await signInWithPassword(page, rp, email);
+    await page.getByLabel('Authentication code').fill(await nextCode());
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    const first = await rp.finish(new URL(page.url()), flow);
+    // Without max_age the session is reused: straight back to the application.
+    await page.goto((await rp.start()).url);
+    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    await new Promise((r) => setTimeout(r, 2100));
+    await page.goto((await rp.start({ max_age: '1' })).url);
+    await page.getByLabel('Password').waitFor();
+    expect(page.url()).toMatch(/\/interaction\//);
+    expect(decodeJwt(first.id_token!).auth_time).toEqual(expect.any(Number));
+  });
+
+  it('refuses an expired or already used invitation', async () => {
+    const { s } = ctx;
+    const page = await (await browser.newContext()).newPage();
+    const inv = await createInvitation(s.gatehouse.db.kysely, { email: 'late@example.com', role: 'viewer' });
+    await s.gatehouse.db.kysely.updateTable('invitation').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', inv.id).execute();
+    const expired = await page.goto(`${s.url}/enroll/${inv.token}`);
+    expect(expired!.status()).toBe(410);
+    await expect(page.getByRole('alert').textContent()).resolves.toMatch(/expired or was already used/);
+
+    const { token } = await enrollWithTotp(page, s, 'once@example.com');
+    const rows = await s.gatehouse.db.kysely.selectFrom('invitation').select(['token_hash', 'used_at']).where('email', '=', 'once@example.com').execute();
+    expect(rows[0]!.used_at).not.toBeNull();
+    expect(rows[0]!.token_hash).not.toContain(token);
+    const again = await page.goto(`${s.url}/enroll/${token}`);
+    expect(again!.status()).toBe(410);
+    await expect(page.getByRole('alert').textContent()).resolves.toMatch(/expired or was already used/);
+    expect(await s.gatehouse.db.kysely.selectFrom('account').select('id').where('email', '=', 'once@example.com').execute()).toHaveLength(1);
   });
 });
