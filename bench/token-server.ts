@@ -14,9 +14,14 @@ import { loadConfig } from '../src/config/config.ts';
 import { createLogger } from '../src/log.ts';
 import { createClient } from '../src/clients/clients.service.ts';
 import { createPgDatabase } from '../test/helpers/db.ts';
+import { createAccount } from '../src/accounts/accounts.service.ts';
+import { hashPassword } from '../src/accounts/password.ts';
+import { adoptTotpSeed, newTotpSeed } from '../src/mfa/totp.ts';
 
 const kind = process.argv[2];
 const port = Number(process.argv[3] ?? 0);
+const peopleCount = Number(process.argv[4] ?? 0);
+export const BENCH_PASSWORD = 'correct horse battery staple 42';
 const AUDIENCE = 'https://agents.example.com';
 
 async function floor() {
@@ -62,10 +67,25 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
   const g = await createGatehouse(loadConfig(env), { log: createLogger('warn') });
   const { url } = await g.listen();
   const client = await createClient(g.db.kysely, { name: 'bench', grants: ['client_credentials'], roles: ['operator'], permissions: ['agent:summarizer:inject'] });
+  // For the sign-in bench: a browser application and people with known TOTP seeds.
+  const people: Array<{ email: string; seed: string }> = [];
+  let app: { client_id: string } | null = null;
+  if (peopleCount > 0) {
+    app = await createClient(g.db.kysely, { name: 'bench app', grants: ['authorization_code', 'refresh_token'], auth: 'none', redirectUris: ['http://127.0.0.1:9/cb'] });
+    const passwordHash = await hashPassword(BENCH_PASSWORD);
+    for (let i = 0; i < peopleCount; i++) {
+      const account = await createAccount(g.db.kysely, { email: `person${i}@bench.example`, role: 'operator', passwordHash });
+      const { seed } = await newTotpSeed(account.email);
+      await adoptTotpSeed(g.db.kysely, g.sealer, account.id, seed, 0);
+      people.push({ email: account.email, seed: seed.toString('base64url') });
+    }
+  }
   return {
     url,
     client_id: client.client_id,
     client_secret: client.client_secret!,
+    app_client_id: app?.client_id,
+    people,
     stop: async () => {
       await g.close();
       await drop();
@@ -75,7 +95,8 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
 }
 
 const started = kind === 'floor' ? await floor() : await gatehouse(kind as 'postgres' | 'pglite');
-process.stdout.write(JSON.stringify({ url: started.url, client_id: started.client_id, client_secret: started.client_secret }) + '\n');
+const { stop: _stop, ...info } = started as typeof started & { stop: unknown };
+process.stdout.write(JSON.stringify(info) + '\n');
 process.on('message', async (msg) => {
   if (msg === 'rss') process.send!({ rss: process.memoryUsage().rss });
   if (msg === 'stop') {

@@ -2,11 +2,20 @@
 // and in the same run a bare oidc-provider (in-memory adapter, same key type) as the floor.
 // Each server runs in its own process with one core's worth of event loop; the load comes
 // from this process over keep-alive HTTP.
-import { fork } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/server.ts';
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export interface TokenBenchRow {
   server: string;
@@ -18,15 +27,20 @@ export interface TokenBenchRow {
   rssMiB: number;
 }
 
-async function startChild(kind: string) {
+/** A server in its own process, pinned to one core (taskset) where the machine allows it. */
+export async function startChild(kind: string, people = 0) {
   const port = await freePort();
-  const child = fork(fileURLToPath(new URL('./token-server.ts', import.meta.url)), [kind, String(port)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const script = fileURLToPath(new URL('./token-server.ts', import.meta.url));
+  const args = [script, kind, String(port), String(people)];
+  const child = hasTaskset()
+    ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+    : fork(script, args.slice(1), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', resolve);
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  const info = JSON.parse(line) as { url: string; client_id: string; client_secret: string };
+  const info = JSON.parse(line) as { url: string; client_id: string; client_secret: string; app_client_id?: string; people: Array<{ email: string; seed: string }> };
   return {
     ...info,
     rss: () => new Promise<number>((resolve) => {

@@ -1,0 +1,26 @@
+// `npm run bench`: every benchmark, each with its baseline measured in the same run.
+import { formatRows, runAlgorithmBench } from './algorithms.ts';
+import { runVerifyBench } from './verify.ts';
+import { formatTokenRows, runTokenBench } from './tokens.ts';
+import { formatSignIn, runSignInBench } from './signin.ts';
+
+const only = process.argv[2];
+const want = (name: string) => !only || only === name;
+
+if (want('algorithms')) {
+  console.log('\n== Signing algorithms (jose, one core): access-token alg choice');
+  console.log(formatRows(await runAlgorithmBench()));
+}
+if (want('verify')) {
+  const v = await runVerifyBench();
+  console.log('\n== Offline verification through gatehouse/verify (ES256)');
+  console.log(`gatehouse/verify: ${v.verifierPerSec.toFixed(0)}/s   bare jose.jwtVerify baseline: ${v.baselinePerSec.toFixed(0)}/s   ratio ${v.ratio.toFixed(2)}   JWKS fetches: ${v.jwksFetches}`);
+}
+if (want('tokens')) {
+  console.log('\n== Client-credentials tokens (server pinned to one core, 16 concurrent clients, median of 3 rounds)');
+  console.log(formatTokenRows(await runTokenBench()));
+}
+if (want('signin')) {
+  console.log('\n== Sign-ins without a browser');
+  console.log(formatSignIn(await runSignInBench()));
+}

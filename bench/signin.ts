@@ -1,0 +1,152 @@
+// Full sign-ins per second without a browser: the authorization request, the password step, the
+// TOTP step, the consent hand-off and the code exchange with PKCE, against Gatehouse pinned to
+// one core. In the same run, the cost of argon2id alone with the same parameters on that core:
+// the floor a sign-in cannot go below, since each one verifies one password.
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { hashPassword, verifyPassword } from '../src/accounts/password.ts';
+import { totpAt, timeStep } from '../src/mfa/totp.ts';
+import { formField, HttpAgent } from '../test/helpers/http-signin.ts';
+import { startChild } from './tokens.ts';
+
+const PASSWORD = 'correct horse battery staple 42';
+const REDIRECT = 'http://127.0.0.1:9/cb';
+
+async function signIn(base: string, clientId: string, person: { email: string; seed: Buffer }): Promise<void> {
+  const agent = new HttpAgent(base);
+  const verifier = crypto.randomBytes(32).toString('base64url');
+  const params = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: REDIRECT,
+    code_challenge: crypto.createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+    state: 's',
+  });
+  const page = await agent.follow(await agent.request(`/auth?${params}`));
+  const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
+  const second = await agent.follow(await agent.request(`/interaction/${uid}/login`, { form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: PASSWORD } }));
+  const code = await totpAt(person.seed, Math.floor(Date.now() / 1000));
+  const back = await agent.follow(await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code } }));
+  const location = new URL(back.location ?? '', base);
+  const authCode = location.searchParams.get('code');
+  if (!authCode) throw new Error(`sign-in did not end at the application: ${back.status} ${back.url}`);
+  const token = await fetch(`${base}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code: authCode, redirect_uri: REDIRECT, client_id: clientId, code_verifier: verifier }),
+  });
+  if (token.status !== 200) throw new Error(`code exchange failed: ${token.status} ${await token.text()}`);
+}
+
+export interface SignInBench {
+  signInsPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  argon2PerSec: number;
+  errors: number;
+  /** argon2id verifications per second over sign-ins per second: near 1 means argon2id dominates. */
+  share: number;
+}
+
+async function argon2Rate(durationMs: number): Promise<number> {
+  // Measured in a child pinned to the same single core, so both figures are per core.
+  const script = fileURLToPath(import.meta.url);
+  try {
+    return Number(execFileSync('taskset', ['-c', '0', process.execPath, script, '--argon2', String(durationMs)]).toString());
+  } catch {
+    return measureArgon2(durationMs);
+  }
+}
+
+async function measureArgon2(durationMs: number): Promise<number> {
+  const hash = await hashPassword(PASSWORD);
+  const deadline = Date.now() + durationMs;
+  let n = 0;
+  const started = Date.now();
+  // Two at a time, as two concurrent sign-ins would on this core.
+  await Promise.all([0, 1].map(async () => {
+    while (Date.now() < deadline) {
+      await verifyPassword(hash, PASSWORD);
+      n++;
+    }
+  }));
+  return n / ((Date.now() - started) / 1000);
+}
+
+export async function runSignInBench(opts: { durationMs?: number; concurrency?: number } = {}): Promise<SignInBench> {
+  const durationMs = opts.durationMs ?? 8000;
+  const concurrency = opts.concurrency ?? 4;
+  // Each person signs in once per TOTP step at most (a used step is refused): enough people.
+  const server = await startChild('postgres', 400);
+  const people = server.people.map((p) => ({ email: p.email, seed: Buffer.from(p.seed, 'base64url') }));
+  let next = 0;
+  const usedAt = new Map<number, number>();
+  const pick = () => {
+    // A person whose code of this step has not been used yet.
+    const step = timeStep(Math.floor(Date.now() / 1000));
+    for (let i = 0; i < people.length; i++) {
+      const k = (next + i) % people.length;
+      if (usedAt.get(k) !== step) {
+        usedAt.set(k, step);
+        next = k + 1;
+        return people[k]!;
+      }
+    }
+    throw new Error('not enough bench people for this rate');
+  };
+  const latencies: number[] = [];
+  let errors = 0;
+  try {
+    const run = async (ms: number, record: boolean) => {
+      const deadline = Date.now() + ms;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (Date.now() < deadline) {
+            const t0 = process.hrtime.bigint();
+            try {
+              await signIn(server.url, server.app_client_id!, pick());
+              if (record) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            } catch (err) {
+              errors++;
+              if (errors === 1) console.error(String(err));
+            }
+          }
+        }),
+      );
+    };
+    await run(1500, false);
+    const started = Date.now();
+    await run(durationMs, true);
+    const elapsed = (Date.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    const argon2PerSec = await argon2Rate(3000);
+    const signInsPerSec = latencies.length / elapsed;
+    return {
+      signInsPerSec,
+      p50ms: latencies[Math.floor(latencies.length * 0.5)] ?? NaN,
+      p99ms: latencies[Math.floor(latencies.length * 0.99)] ?? NaN,
+      argon2PerSec,
+      errors,
+      share: signInsPerSec / argon2PerSec,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+export function formatSignIn(r: SignInBench): string {
+  return [
+    `full sign-ins (password + TOTP + code exchange), Gatehouse on PostgreSQL, one core: ${r.signInsPerSec.toFixed(1)}/s  p50 ${r.p50ms.toFixed(0)} ms  p99 ${r.p99ms.toFixed(0)} ms  errors ${r.errors}`,
+    `argon2id verifications alone (m=19456 KiB, t=2, p=1), same core:                 ${r.argon2PerSec.toFixed(1)}/s`,
+    `sign-ins / argon2id ceiling: ${r.share.toFixed(2)} (1.00 would mean argon2id is the whole cost)`,
+  ].join('\n');
+}
+
+if (process.argv[2] === '--argon2') {
+  process.stdout.write(String(await measureArgon2(Number(process.argv[3]))));
+} else if (import.meta.main) {
+  console.log(formatSignIn(await runSignInBench()));
+}
