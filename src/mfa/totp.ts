@@ -114,6 +114,9 @@ export async function newTotpEnrollment(db: Db, sealer: Sealer, accountId: strin
   await inTransaction(db, async (trx) => {
     await repo.deleteUnconfirmedTotp(trx, accountId);
     await repo.insertTotp(trx, { id, account_id: accountId, seed_sealed: sealer.seal(seed, sealContext(id)) });
+  }).catch((err: { code?: string }) => {
+    if (err.code === '23503') throw new GatehouseError('NOT_FOUND', 'No such account.'); // foreign key: no account row
+    throw err;
   });
   return { id, secretBase32, otpauthUrl, qrSvg };
 }
