@@ -5,10 +5,21 @@
 //  - consume() marks, never deletes: a consumed code or rotated refresh token stays findable
 //    (with `consumed`) until it expires, which is how oidc-provider detects reuse and revokes
 //    the grant (RFC 9700 §4.14.2, OAuth 2.1 §4.1.3).
+import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { ClientCache } from '../clients/client-cache.ts';
 import type { Database } from '../db/schema.ts';
+
+// Bearer values (refresh tokens, codes, opaque access tokens) are kept only as SHA-256 keys, and
+// their `jti` (the value itself) is left out of the stored payload and put back on read: a copy
+// of the database yields no usable token. Sessions keep their ids (oidc-provider looks them up
+// by uid too, and needs the id back); their cookie is signed with keys derived from the master key.
+const HASHED = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+
+function storedId(model: string, id: string): string {
+  return HASHED.has(model) ? `sha256:${crypto.createHash('sha256').update(id).digest('base64url')}` : id;
+}
 
 const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'ClientCredentials', 'BackchannelAuthenticationRequest']);
 
@@ -56,8 +67,13 @@ export class KyselyAdapter implements Adapter {
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+    let stored: AdapterPayload = payload;
+    if (HASHED.has(this.model)) {
+      const { jti: _value, ...rest } = payload;
+      stored = rest;
+    }
     const row = {
-      payload: JSON.stringify(payload),
+      payload: JSON.stringify(stored),
       grant_id: GRANTABLE.has(this.model) || this.model === 'Grant' ? (payload.grantId ?? (this.model === 'Grant' ? id : null)) : null,
       uid: payload.uid ?? null,
       user_code: payload.userCode ?? null,
@@ -65,22 +81,24 @@ export class KyselyAdapter implements Adapter {
     };
     await this.#db
       .insertInto('oidc_payload')
-      .values({ model: this.model, id, ...row })
+      .values({ model: this.model, id: storedId(this.model, id), ...row })
       .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(row))
       .execute();
   }
 
   async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
     if (typeof value !== 'string' || value.length > 512) return undefined;
+    const key = column === 'id' ? storedId(this.model, value) : value;
     const row = await this.#db
       .selectFrom('oidc_payload')
       .select(['payload', 'consumed_at'])
       .where('model', '=', this.model)
-      .where(column, '=', value)
+      .where(column, '=', key)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
       .executeTakeFirst();
     if (!row) return undefined;
-    const payload = row.payload as AdapterPayload;
+    let payload = row.payload as AdapterPayload;
+    if (HASHED.has(this.model) && column === 'id') payload = { ...payload, jti: value };
     return row.consumed_at ? { ...payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : payload;
   }
 
@@ -97,11 +115,11 @@ export class KyselyAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await this.#db.updateTable('oidc_payload').set({ consumed_at: new Date() }).where('model', '=', this.model).where('id', '=', id).execute();
+    await this.#db.updateTable('oidc_payload').set({ consumed_at: new Date() }).where('model', '=', this.model).where('id', '=', storedId(this.model, id)).execute();
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).execute();
+    await this.#db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', storedId(this.model, id)).execute();
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {

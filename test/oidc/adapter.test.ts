@@ -1,5 +1,6 @@
 // The oidc-provider adapter on both dialects: expiry on read, consumption kept for reuse
 // detection, whole-grant revocation, and background cleanup.
+import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BACKENDS, freshDb } from '../helpers/db.ts';
 import { KyselyAdapter, deleteExpiredPayloads } from '../../src/oidc/adapter.ts';
@@ -16,10 +17,10 @@ describe.each(BACKENDS)('Kysely adapter on %s', (backend) => {
       await codes.upsert('c1', { grantId: 'g1', accountId: 'usr_1' } as any, 60);
       await refresh.upsert('r1', { grantId: 'g1' } as any, 60);
       await grants.upsert('g1', { accountId: 'usr_1' } as any, 60);
-      await refresh.upsert('r2', { grantId: 'g2' } as any, 60);
+      await refresh.upsert('r2', { grantId: 'g2', jti: 'r2' } as any, 60);
       await sessions.upsert('s1', { uid: 'u1', accountId: 'usr_1' } as any, 60);
 
-      expect(await codes.find('c1')).toEqual({ grantId: 'g1', accountId: 'usr_1' });
+      expect(await codes.find('c1')).toEqual({ grantId: 'g1', accountId: 'usr_1', jti: 'c1' });
       expect(await codes.find('r1')).toBeUndefined(); // models do not mix
       expect(await sessions.findByUid('u1')).toMatchObject({ accountId: 'usr_1' });
 
@@ -36,15 +37,19 @@ describe.each(BACKENDS)('Kysely adapter on %s', (backend) => {
       expect(await codes.find('c1')).toBeUndefined();
       expect(await refresh.find('r1')).toBeUndefined();
       expect(await grants.find('g1')).toBeUndefined();
-      expect(await refresh.find('r2')).toBeDefined();
+      expect(await refresh.find('r2')).toEqual({ grantId: 'g2', jti: 'r2' });
+      const stored = await t.db.kysely.selectFrom('oidc_payload').select('payload').where('model', '=', 'RefreshToken').executeTakeFirstOrThrow();
+      expect(JSON.stringify(stored.payload)).not.toContain('r2');
 
       // Expired rows are never returned, and cleanup deletes them.
       await refresh.upsert('old', { grantId: 'g3' } as any, 1);
-      await t.db.kysely.updateTable('oidc_payload').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', 'old').execute();
+      await t.db.kysely.updateTable('oidc_payload').set({ expires_at: new Date(Date.now() - 1000) }).where('grant_id', '=', 'g3').execute();
       expect(await refresh.find('old')).toBeUndefined();
       expect(await deleteExpiredPayloads(t.db.kysely)).toBe(1);
-      const left = await t.db.kysely.selectFrom('oidc_payload').select('id').orderBy('id').execute();
-      expect(left.map((r) => r.id)).toEqual(['r2', 's1']);
+      const left = await t.db.kysely.selectFrom('oidc_payload').select(['model', 'id']).orderBy('model').execute();
+      expect(left.map((r) => r.model)).toEqual(['RefreshToken', 'Session']);
+      // A bearer value is stored only as its SHA-256; a session keeps its id.
+      expect(left.map((r) => r.id)).toEqual(['sha256:' + crypto.createHash('sha256').update('r2').digest('base64url'), 's1']);
 
       await sessions.destroy('s1');
       expect(await sessions.find('s1')).toBeUndefined();
