@@ -31,6 +31,7 @@ import { createBruteForce } from './signin/brute-force.ts';
 import { signInRoutes } from './signin/routes.ts';
 import { enrollRoutes } from './enroll/routes.ts';
 import { accountRoutes, ensureAccountClient } from './account/routes.ts';
+import { adminRoutes } from './admin/routes.ts';
 import { accountTokenClaimsHook, configurePeople, findAccountHook } from './signin/provider-hooks.ts';
 import { deleteExpiredFlows } from './signin/login-flow.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
@@ -68,6 +69,11 @@ export interface StartOptions {
   db?: Db;
   /** Run background jobs (cleanup, automatic key rotation). */
   jobs?: boolean;
+}
+
+/** The path as logged: an invitation link's token is a credential and never reaches the log. */
+export function loggablePath(path: string): string {
+  return path.replace(/^\/enroll\/[^/]+/, '/enroll/:token').slice(0, 200);
 }
 
 export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
@@ -198,7 +204,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       metrics.httpDuration.observe({ route }, seconds);
       if (route !== 'token' || status >= 400) {
         // The path only: query strings may carry state, hints or codes.
-        log.info({ requestId, method: ctx.method, path: ctx.path.slice(0, 200), status, ms: Math.round(seconds * 1000), ip: ctx.ip }, 'request');
+        log.info({ requestId, method: ctx.method, path: loggablePath(ctx.path), status, ms: Math.round(seconds * 1000), ip: ctx.ip }, 'request');
       }
     }
   });
@@ -225,6 +231,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   signInRoutes(router, { db: db.kysely, provider: () => provider, csrf, bruteForce: createBruteForce(db), rp, sealer, backupCodeKey, audit });
   enrollRoutes(router, { db: db.kysely, csrf, sealer, rp, backupCodeKey, audit, afterEnrollment: '/account' });
   accountRoutes(router, { db: db.kysely, provider: () => provider, issuer: config.issuer, csrf, sealer, rp, backupCodeKey, audit });
+  await adminRoutes(router, { db: db.kysely, csrf, sealer, issuer: config.issuer, secure: isHttps, publishedKeys: () => keySet.published, keyPolicy, clients, log });
   jwksRoute(router, { keys: () => keySet, maxAgeSeconds: config.jwksMaxAgeSeconds });
   staticRoutes(router);
   app.use(router.routes());

@@ -18,6 +18,10 @@ import type { Backend } from '../helpers/db.ts';
 
 const AUDIENCE = 'https://agents.example.com';
 const PASSWORD = 'correct horse battery staple 42';
+const NEW_PASSWORD = 'a brand new passphrase for ada 7';
+/** Every secret the tests see, searched for in logs and the audit log at the end. */
+const secrets: string[] = [PASSWORD, NEW_PASSWORD];
+const bearerTokens: string[] = [];
 
 function base32Decode(input: string): Uint8Array {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -54,6 +58,7 @@ async function enrollWithTotp(page: Page, s: TestServer, email: string, role = '
   await page.getByRole('button', { name: 'Continue' }).click();
   const codes = await page.getByRole('list', { name: 'Backup codes' }).getByRole('listitem').allTextContents();
   expect(codes).toHaveLength(10);
+  secrets.push(key, inv.token, ...codes.map((c) => c.trim()));
   return { secret, backupCodes: codes.map((c) => c.trim()), nextCode, token: inv.token };
 }
 
@@ -230,6 +235,7 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
     const first = await rp.finish(new URL(page.url()), flow);
     const second = await rp.refresh(first.refresh_token!);
+    bearerTokens.push(first.refresh_token!, second.refresh_token!, first.access_token);
     expect(second.refresh_token).toBeTruthy();
     expect(second.refresh_token).not.toBe(first.refresh_token);
     expect(decodeJwt(second.access_token).roles).toEqual(['operator']);
@@ -263,7 +269,7 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     await signIn(laptop);
     await laptop.goto(`${s.url}/account`);
     await laptop.getByLabel('Current password').fill(PASSWORD);
-    await laptop.getByLabel('New password').fill('a brand new passphrase for ada 7');
+    await laptop.getByLabel('New password').fill(NEW_PASSWORD);
     await laptop.getByRole('button', { name: 'Change password' }).click();
     await expect(laptop.getByRole('status').textContent()).resolves.toMatch(/Password changed/);
     await expect(rp.refresh(phoneTokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
@@ -290,6 +296,24 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     await page.getByLabel('Password').waitFor();
     expect(page.url()).toMatch(/\/interaction\//);
     expect(decodeJwt(first.id_token!).auth_time).toEqual(expect.any(Number));
+  });
+
+  it('keeps every secret it saw out of the logs, the audit log and the token store', async () => {
+    const db = ctx.s.gatehouse.db.kysely;
+    const logs = ctx.s.logs.join('\n');
+    const audit = JSON.stringify(await db.selectFrom('audit_event' as any).selectAll().execute());
+    const store = JSON.stringify(await db.selectFrom('oidc_payload').selectAll().execute());
+    expect(secrets.length).toBeGreaterThan(20);
+    expect(audit).toMatch(/signin\.success/);
+    for (const secret of secrets) {
+      expect(logs.includes(secret), 'a secret in the logs').toBe(false);
+      expect(audit.includes(secret), 'a secret in the audit log').toBe(false);
+      expect(store.includes(secret), 'a secret in the token store').toBe(false);
+    }
+    for (const token of bearerTokens) {
+      expect(logs.includes(token)).toBe(false);
+      expect(store.includes(token), 'a refresh token stored in clear').toBe(false);
+    }
   });
 
   it('refuses an expired or already used invitation', async () => {
