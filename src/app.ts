@@ -260,7 +260,10 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     });
     every(60_000, 'key-rotation', async () => {
       const rotated = await rotateIfDue(db.kysely, sealer, keyPolicy, config.keyRotationSeconds);
-      if (rotated.length) log.info({ rotated }, 'signing keys rotated automatically');
+      if (rotated.length) {
+        log.info({ rotated }, 'signing keys rotated automatically');
+        await audit({ action: 'key.rotate', outcome: 'success', actor: 'system', details: { automatic: true, rotated } });
+      }
     });
   }
 

@@ -13,7 +13,7 @@ function alert(message: string | undefined) {
 }
 
 export function signInPage(p: PageContext & { uid: string; email?: string; error?: string; notice?: string; passkeyOnly?: boolean; clientName?: string }): string {
-  const passkey = html`<div class="passkey" data-passkey-signin data-options="/interaction/${p.uid}/passkey/options" data-verify="/interaction/${p.uid}/passkey/verify" data-csrf="${p.csrf}">
+  const passkey = html`<div class="passkey" data-passkey-signin ${p.passkeyOnly ? '' : html`data-autofill`} data-options="/interaction/${p.uid}/passkey/options" data-verify="/interaction/${p.uid}/passkey/verify" data-csrf="${p.csrf}">
 <button type="button" class="secondary" data-passkey-button>Sign in with a passkey</button>
 </div>`;
   return layout({

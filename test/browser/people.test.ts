@@ -147,9 +147,10 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     expect(creds).toHaveLength(1);
     expect(creds[0]!.isResidentCredential).toBe(true);
 
+    // Passkey autofill (conditional mediation): the sign-in page offers the passkey in the email
+    // field; Chromium's virtual authenticator answers at once, as a person picking it would.
     const flow = await rp.start();
     await page.goto(flow.url);
-    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
     const tokens = await rp.finish(new URL(page.url()), flow);
     const claims = await createVerifier({ issuer: s.url, audience: AUDIENCE }).verify(tokens.access_token);
@@ -159,10 +160,15 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     expect(claims.roles).toEqual(['admin']);
     expect((await authenticator.credentials())[0]!.signCount).toBeGreaterThan(0);
 
-    // acr_values=phr on a new request is met by this session without a new sign-in.
-    const strict = await rp.start({ acr_values: 'urn:gatehouse:acr:phr' });
+    // An application asking for a phishing-resistant sign-in gets the passkey-only page: the
+    // button, no password form.
+    const strict = await rp.start({ acr_values: 'urn:gatehouse:acr:phr', prompt: 'login' });
     await page.goto(strict.url);
+    expect(await page.getByLabel('Password').count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    const strictTokens = await rp.finish(new URL(page.url()), strict);
+    expect(decodeJwt(strictTokens.access_token).acr).toBe('urn:gatehouse:acr:phr');
     await context.close();
   });
 
