@@ -31,10 +31,12 @@ export interface TokenBenchRow {
 export async function startChild(kind: string, people = 0) {
   const port = await freePort();
   const script = fileURLToPath(new URL('./token-server.ts', import.meta.url));
-  const args = [script, kind, String(port), String(people)];
+  // BENCH_CPU_PROF=dir writes a V8 CPU profile of the server (for tuning, not for figures).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const args = [...prof, script, kind, String(port), String(people)];
   const child = hasTaskset()
     ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
-    : fork(script, args.slice(1), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    : fork(script, args.slice(prof.length + 1), { execArgv: prof, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', resolve);
