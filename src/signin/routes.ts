@@ -239,23 +239,25 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
 
   // Passkeys: JSON endpoints driven by static/passkey.js. Without a password first, this is the
   // usernameless sign-in (a discoverable credential); after one, a second factor for that account.
-  router.post('/interaction/:uid/passkey/options', async (ctx) => {
+  /** The interaction, the password step if any, and the brute-force key, once guarded. */
+  async function passkeyStep(ctx: Context) {
     const d = await details(ctx);
-    if (!d) return;
+    if (!d) return null;
     ctx.type = 'json';
     const flow = await findFlow(db, d.uid);
     const key = flow ? accountKey(await accountEmail(flow.accountId)) : usernamelessKey(ctx);
-    if (!(await guard(ctx, key, d.uid, true))) return;
-    ctx.body = await authenticationOptions(db, deps.rp, `signin:${d.uid}`, flow?.accountId ?? null);
+    return (await guard(ctx, key, d.uid, true)) ? { d, flow, key } : null;
+  }
+
+  router.post('/interaction/:uid/passkey/options', async (ctx) => {
+    const step = await passkeyStep(ctx);
+    if (step) ctx.body = await authenticationOptions(db, deps.rp, `signin:${step.d.uid}`, step.flow?.accountId ?? null);
   });
 
   router.post('/interaction/:uid/passkey/verify', async (ctx) => {
-    const d = await details(ctx);
-    if (!d) return;
-    ctx.type = 'json';
-    const flow = await findFlow(db, d.uid);
-    const key = flow ? accountKey(await accountEmail(flow.accountId)) : usernamelessKey(ctx);
-    if (!(await guard(ctx, key, d.uid, true))) return;
+    const step = await passkeyStep(ctx);
+    if (!step) return;
+    const { d, flow, key } = step;
     try {
       const signedIn = await verifyAuthentication(db, deps.rp, `signin:${d.uid}`, (ctx.request.body as any)?.response);
       if (flow && signedIn.accountId !== flow.accountId) throw new Error('passkey of another account');

@@ -30,6 +30,13 @@ export async function createPgDatabase(): Promise<{ url: string; drop: () => Pro
     drop: async () => {
       const a = new pg.Client({ connectionString: PG_ADMIN_URL });
       await a.connect();
+      // A closed pool's sockets may still be closing: let them go before forcing the rest out,
+      // or pg raises an unhandled "terminating connection" error in the pool being closed.
+      for (let i = 0; i < 40; i++) {
+        const { rows } = await a.query('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+        if (rows[0].n === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await a.query(`drop database if exists ${name} with (force)`);
       await a.end();
     },
