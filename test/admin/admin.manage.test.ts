@@ -90,9 +90,10 @@ describe('an owner at the console (PostgreSQL)', () => {
       target: 'new.person@example.com',
       details: { role: 'operator', permissions: ['agent:summarizer:inject', 'thread:*:view'], purpose: 'enroll', email: 'new.person@example.com' },
     });
-    // The link is a valid, unused invitation. (Checked through the domain, not by opening it:
-    // the request log of /enroll/<token> would put the token in the server output.)
     expect(await findValidInvitation(s.gatehouse.db.kysely, token)).toMatchObject({ email: 'new.person@example.com', role: 'operator', purpose: 'enroll' });
+    const enroll = await new HttpAgent(s.url).request(link);
+    expect(enroll.status).toBe(200);
+    expect(enroll.text).toContain('Set up your account');
     // Shown once: nowhere else in the console.
     for (const page of ['/admin/users', '/admin/audit']) expect((await agent.request(page)).text).not.toContain(token);
 
