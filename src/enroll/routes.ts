@@ -4,11 +4,11 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Kysely } from 'kysely';
-import { newAccountId } from '../accounts/accounts.service.ts';
+import { getAccount, newAccountId } from '../accounts/accounts.service.ts';
 import { normalizeEmail } from '../accounts/email.ts';
-import { FIRST_OWNER_EMAIL, INVITATION_INVALID_MESSAGE, enrollAccount, findValidInvitation, type Invitation } from '../accounts/invitations.ts';
+import { FIRST_OWNER_EMAIL, INVITATION_INVALID_MESSAGE, consumeInvitation, enrollAccount, findValidInvitation, type Invitation } from '../accounts/invitations.ts';
 import { checkNewPassword, hashPassword } from '../accounts/password.ts';
-import { inTransaction } from '../accounts/accounts.repository.ts';
+import { inTransaction, updateAccount } from '../accounts/accounts.repository.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import type { Database } from '../db/schema.ts';
@@ -32,6 +32,17 @@ export interface EnrollDeps {
 
 const ENROLLMENT_TTL_SECONDS = 3600;
 
+/**
+ * The last step of a factor reset: use the invitation up and keep the account, with the new
+ * password if the person chose one (a passkey-only person may add one here).
+ */
+async function resetAccount(trx: Kysely<Database>, token: string, passwordHash: string | null) {
+  const inv = await consumeInvitation(trx, token);
+  if (inv.purpose !== 'reset' || !inv.account_id) throw new GatehouseError('VALIDATION', 'This link does not reset an account.');
+  if (passwordHash) await updateAccount(trx, inv.account_id, { password_hash: passwordHash, password_changed_at: new Date() });
+  return getAccount(trx, inv.account_id);
+}
+
 export function enrollRoutes(router: Router, deps: EnrollDeps): void {
   const { db } = deps;
   const seedContext = (invitationId: string) => `enrollment_totp:${invitationId}`;
@@ -39,7 +50,7 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
   async function invitation(ctx: Context): Promise<Invitation | null> {
     ctx.set('cache-control', 'no-store');
     const inv = await findValidInvitation(db, ctx.params.token);
-    if (!inv || inv.purpose !== 'enroll') {
+    if (!inv || (inv.purpose === 'reset' && !inv.account_id)) {
       ctx.status = 410;
       ctx.type = 'html';
       ctx.body = invitationInvalidPage(INVITATION_INVALID_MESSAGE);
@@ -50,10 +61,14 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
 
   const enrollment = (invitationId: string) => db.selectFrom('enrollment').selectAll().where('invitation_id', '=', invitationId).where('expires_at', '>', new Date()).executeTakeFirst();
 
+  /** A reset keeps the account (and its password, if it has one); only the factors are new. */
+  const accountHasPassword = async (inv: Invitation) =>
+    inv.purpose === 'reset' && inv.account_id ? !!(await db.selectFrom('account').select('password_hash').where('id', '=', inv.account_id).executeTakeFirst())?.password_hash : false;
+
   async function saveEnrollment(inv: Invitation, changes: { email?: string; password_hash?: string | null; totp_seed_sealed?: string | null }) {
     const existing = await enrollment(inv.id);
     const row = {
-      account_id: existing?.account_id ?? newAccountId(),
+      account_id: existing?.account_id ?? inv.account_id ?? newAccountId(),
       email: changes.email ?? existing?.email ?? inv.email,
       password_hash: changes.password_hash !== undefined ? changes.password_hash : (existing?.password_hash ?? null),
       totp_seed_sealed: changes.totp_seed_sealed !== undefined ? changes.totp_seed_sealed : (existing?.totp_seed_sealed ?? null),
@@ -76,7 +91,7 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
   }
 
   async function factorPage(ctx: Context, inv: Invitation, error?: string, status = 200) {
-    const row = await enrollment(inv.id);
+    const row = (await enrollment(inv.id)) ?? ((await accountHasPassword(inv)) ? await saveEnrollment(inv, {}) : undefined);
     if (!row || (row.password_hash === null && inv.email === FIRST_OWNER_EMAIL)) return passwordPage(ctx, inv);
     // Keep the seed across reloads: the person may already have scanned it.
     let seed: Buffer;
@@ -94,14 +109,14 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
     const row = await enrollment(inv.id);
     if (!row) throw new GatehouseError('VALIDATION', 'This enrollment has expired. Open the invitation link again.');
     const { account, codes, factor } = await inTransaction(db, async (trx) => {
-      const account = await enrollAccount(trx, ctx.params.token, { passwordHash: row.password_hash, email: row.email, accountId: row.account_id });
+      const account = inv.purpose === 'reset' ? await resetAccount(trx, ctx.params.token, row.password_hash) : await enrollAccount(trx, ctx.params.token, { passwordHash: row.password_hash, email: row.email, accountId: row.account_id });
       const factor = await addFactor(trx, account.id);
       const codes = await regenerateBackupCodes(trx, deps.backupCodeKey, account.id);
       await trx.deleteFrom('enrollment').where('invitation_id', '=', inv.id).execute();
       return { account, codes, factor };
     });
     const base = { outcome: 'success' as const, actor: account.id, ip: ctx.ip, target: account.id, requestId: ctx.state.requestId };
-    await deps.audit({ ...base, action: 'invitation.accept', details: { invitation_id: inv.id, role: account.role } });
+    await deps.audit({ ...base, action: 'invitation.accept', details: { invitation_id: inv.id, role: account.role, purpose: inv.purpose } });
     await deps.audit({ ...base, action: 'factor.enroll', details: { factor, with_password: row.password_hash !== null, backup_set_size: codes.length } });
     return codes;
   }
@@ -109,6 +124,11 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
   router.get('/enroll/:token', async (ctx) => {
     const inv = await invitation(ctx);
     if (!inv) return;
+    if (await accountHasPassword(inv)) {
+      // A factor reset for a person who keeps their password: straight to the new factor.
+      ctx.status = 303;
+      return ctx.redirect(`/enroll/${ctx.params.token}/factor`);
+    }
     const row = await enrollment(inv.id);
     passwordPage(ctx, inv, { email: row?.email ?? inv.email });
   });
@@ -145,7 +165,7 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
     const body = (ctx.request.body ?? {}) as Record<string, unknown>;
     deps.csrf.verify(ctx, body._csrf);
     const row = await enrollment(inv.id);
-    if (!row?.totp_seed_sealed || row.password_hash === null) return factorPage(ctx, inv, 'Start again: set a password first.', 400);
+    if (!row?.totp_seed_sealed || (row.password_hash === null && !(await accountHasPassword(inv)))) return factorPage(ctx, inv, 'Start again: set a password first.', 400);
     const seed = deps.sealer.open(row.totp_seed_sealed, seedContext(inv.id));
     const step = await checkCodeForSeed(seed, body.code);
     if (step === null) return factorPage(ctx, inv, 'That code is not right. Check the time on your device and enter the code your app shows now.', 400);

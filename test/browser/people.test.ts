@@ -9,7 +9,9 @@ import type { Browser, Page } from 'playwright-core';
 import { decodeJwt } from 'jose';
 import { createInvitation } from '../../src/accounts/invitations.ts';
 import { createClient } from '../../src/clients/clients.service.ts';
-import { totpClock } from '../helpers/accounts.ts';
+import { createPerson, totpClock } from '../helpers/accounts.ts';
+import { base32Decode } from '../helpers/people.ts';
+import { resetFactors } from '../../src/mfa/factors.ts';
 import { createVerifier } from '../../src/verify/index.ts';
 import { addVirtualAuthenticator, launchBrowser } from '../helpers/browser.ts';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.ts';
@@ -22,15 +24,6 @@ const NEW_PASSWORD = 'a brand new passphrase for ada 7';
 /** Every secret the tests see, searched for in logs and the audit log at the end. */
 const secrets: string[] = [PASSWORD, NEW_PASSWORD];
 const bearerTokens: string[] = [];
-
-function base32Decode(input: string): Uint8Array {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const ch of input.replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
-  const out = new Uint8Array(Math.floor(bits.length / 8));
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(bits.slice(i * 8, i * 8 + 8), 2);
-  return out;
-}
 
 export async function setup(backend: Backend) {
   const s = await startServer(backend);
@@ -69,6 +62,15 @@ async function signInWithPassword(page: Page, rp: RelyingParty, email: string, p
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   return flow;
+}
+
+/** The whole sign-in of a TOTP user, back at the application with tokens. */
+async function signInWithTotp(page: Page, rp: RelyingParty, email: string, nextCode: () => Promise<string>, params: Record<string, string> = {}) {
+  const flow = await signInWithPassword(page, rp, email, PASSWORD, params);
+  await page.getByLabel('Authentication code').fill(await nextCode());
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+  return rp.finish(new URL(page.url()), flow);
 }
 
 describe.each(['postgres', 'pglite'] as const)('people in the browser on %s', (backend) => {
@@ -235,11 +237,7 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     const page = await (await browser.newContext()).newPage();
     const email = 'rotate@example.com';
     const { nextCode } = await enrollWithTotp(page, s, email);
-    const flow = await signInWithPassword(page, rp, email);
-    await page.getByLabel('Authentication code').fill(await nextCode());
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
-    const first = await rp.finish(new URL(page.url()), flow);
+    const first = await signInWithTotp(page, rp, email, nextCode);
     const second = await rp.refresh(first.refresh_token!);
     bearerTokens.push(first.refresh_token!, second.refresh_token!, first.access_token);
     expect(second.refresh_token).toBeTruthy();
@@ -263,16 +261,9 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     const email = 'change@example.com';
     const laptop = await (await browser.newContext()).newPage();
     const { nextCode } = await enrollWithTotp(laptop, s, email);
-    const signIn = async (page: Page) => {
-      const flow = await signInWithPassword(page, rp, email);
-      await page.getByLabel('Authentication code').fill(await nextCode());
-      await page.getByRole('button', { name: 'Continue' }).click();
-      await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
-      return rp.finish(new URL(page.url()), flow);
-    };
     const phone = await (await browser.newContext()).newPage();
-    const phoneTokens = await signIn(phone);
-    await signIn(laptop);
+    const phoneTokens = await signInWithTotp(phone, rp, email, nextCode);
+    await signInWithTotp(laptop, rp, email, nextCode);
     await laptop.goto(`${s.url}/account`);
     await laptop.getByLabel('Current password').fill(PASSWORD);
     await laptop.getByLabel('New password').fill(NEW_PASSWORD);
@@ -289,11 +280,7 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     const page = await (await browser.newContext()).newPage();
     const email = 'maxage@example.com';
     const { nextCode } = await enrollWithTotp(page, s, email);
-    const flow = await signInWithPassword(page, rp, email);
-    await page.getByLabel('Authentication code').fill(await nextCode());
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
-    const first = await rp.finish(new URL(page.url()), flow);
+    const first = await signInWithTotp(page, rp, email, nextCode);
     // Without max_age the session is reused: straight back to the application.
     await page.goto((await rp.start()).url);
     await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
@@ -320,6 +307,29 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
       expect(logs.includes(token)).toBe(false);
       expect(store.includes(token), 'a refresh token stored in clear').toBe(false);
     }
+  });
+
+  it('re-enrolls a second factor from a reset link, keeping the password; the old factor is gone', async () => {
+    const { s, rp } = ctx;
+    const person = await createPerson(s, 'reset@example.com', 'viewer');
+    await resetFactors(s.gatehouse.db.kysely, person.id);
+    const inv = await createInvitation(s.gatehouse.db.kysely, { email: person.email, purpose: 'reset' });
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${s.url}/enroll/${inv.token}`);
+    expect(page.url()).toMatch(/\/factor$/); // the password is kept: straight to the new factor
+    const key = (await page.locator('[data-totp-secret]').textContent())!.trim();
+    const nextCode = totpClock(base32Decode(key), 0);
+    await page.getByLabel('Authentication code').fill(await nextCode());
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('list', { name: 'Backup codes' }).waitFor();
+    const tokens = await signInWithTotp(page, rp, person.email, nextCode);
+    expect(decodeJwt(tokens.access_token).sub).toBe(person.id);
+    // The factor from before the reset no longer signs in.
+    await signInWithPassword(page, rp, person.email, PASSWORD, { prompt: 'login' });
+    await page.getByLabel('Authentication code').fill(await person.nextCode());
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.getByRole('alert').textContent()).resolves.toMatch(/not right/);
+    expect((await page.goto(`${s.url}/enroll/${inv.token}`))!.status()).toBe(410);
   });
 
   it('refuses an expired or already used invitation', async () => {
