@@ -1,7 +1,6 @@
 // Assembles one Gatehouse instance: database, keys, oidc-provider, HTTP routes, background jobs.
 // main.ts starts it as a server; tests start it on a random port against a fresh database.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import Koa from 'koa';
@@ -18,13 +17,13 @@ import { assertMasterKeyOpens, ensureKeys, loadKeySet, rotateIfDue, eraseExpired
 import { buildProvider, MAX_SIGNED_LIFETIME, type ProviderDeps } from './oidc/provider.ts';
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { createLogger, type Logger } from './log.ts';
-import { createMetrics, routeGroup, type Metrics } from './http/metrics.ts';
-import { securityHeaders, setApiSecurityHeaders } from './http/security-headers.ts';
+import { createMetrics, type Metrics } from './http/metrics.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { bodyLimit, requestMiddleware } from './http/request.ts';
+import { listen, withTokenFastPath, type Listening } from './http/server.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
 import { staticRoutes } from './http/static.ts';
-import { errorView } from '../views/error.ts';
-import { isGatehouseError, publicMessage } from './errors.ts';
 import { bodyParser } from '@koa/bodyparser';
 import { createCsrf } from './http/csrf.ts';
 import { createBruteForce } from './signin/brute-force.ts';
@@ -56,9 +55,6 @@ export interface Gatehouse {
   refresh(): Promise<void>;
   listen(): Promise<{ url: string; server: http.Server | https.Server }>;
   close(): Promise<void>;
-  /** Hooks for the people and admin domains. */
-  router: Router;
-  setProviderHooks(hooks: Partial<Pick<ProviderDeps, 'accountTokenClaims' | 'findAccount' | 'configure'>>): Promise<void>;
 }
 
 export interface StartOptions {
@@ -69,11 +65,6 @@ export interface StartOptions {
   db?: Db;
   /** Run background jobs (cleanup, automatic key rotation). */
   jobs?: boolean;
-}
-
-/** The path as logged: an invitation link's token is a credential and never reaches the log. */
-export function loggablePath(path: string): string {
-  return path.replace(/^\/enroll\/[^/]+/, '/enroll/:token').slice(0, 200);
 }
 
 export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
@@ -100,7 +91,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const cookieKeys = [crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse cookie keys v1', 32)].map((k) => Buffer.from(k).toString('base64url'));
 
   let keySet = await loadKeySet(db.kysely, sealer);
-  let hooks: Partial<ProviderDeps> = {
+  const hooks: Partial<ProviderDeps> = {
     findAccount: findAccountHook(db.kysely),
     accountTokenClaims: accountTokenClaimsHook(db.kysely),
     configure: configurePeople,
@@ -177,51 +168,11 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const router = new Router();
   let ready = true;
 
-  app.use(async (ctx, next) => {
-    const started = process.hrtime.bigint();
-    const requestId = crypto.randomUUID();
-    ctx.state.requestId = requestId;
-    ctx.res.setHeader('X-Request-Id', requestId);
-    try {
-      await next();
-    } catch (err) {
-      const known = isGatehouseError(err);
-      if (!known) log.error({ err, requestId }, 'unhandled error');
-      ctx.status = known ? err.status : 500;
-      ctx.set('cache-control', 'no-store');
-      const message = publicMessage(err);
-      if (ctx.accepts('html', 'json') === 'html' && !ctx.is('json')) {
-        ctx.type = 'html';
-        ctx.body = errorView({ title: known ? 'Request refused' : 'Something went wrong', message: known ? message : 'An internal error occurred.', requestId });
-      } else {
-        ctx.body = { error: known ? err.code.toLowerCase() : 'server_error', error_description: message };
-      }
-    } finally {
-      const route = routeGroup(ctx.path);
-      const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.httpRequests.inc({ route, status: `${Math.floor(status / 100)}xx` });
-      metrics.httpDuration.observe({ route }, seconds);
-      if (route !== 'token' || status >= 400) {
-        // The path only: query strings may carry state, hints or codes.
-        log.info({ requestId, method: ctx.method, path: loggablePath(ctx.path), status, ms: Math.round(seconds * 1000), ip: ctx.ip }, 'request');
-      }
-    }
-  });
-  app.use(securityHeaders({ https: !!config.tls || config.issuer.startsWith('https:') }));
-  app.use(async (ctx, next) => {
-    // Refuse oversized bodies before anything reads them (oidc-provider's own limit is 56 KiB).
-    const length = Number(ctx.get('content-length') || 0);
-    if (length > config.maxBodyBytes) {
-      ctx.status = 413;
-      ctx.set('cache-control', 'no-store');
-      ctx.body = { error: 'invalid_request', error_description: `request body larger than ${config.maxBodyBytes} bytes` };
-      return;
-    }
-    await next();
-  });
-
   const isHttps = !!config.tls || config.issuer.startsWith('https:');
+  app.use(requestMiddleware({ log, metrics }));
+  app.use(securityHeaders({ https: isHttps }));
+  app.use(bodyLimit(config.maxBodyBytes));
+
   const derive = (label: string) => Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
   const csrf = createCsrf({ key: derive('gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
@@ -267,8 +218,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     });
   }
 
-  let server: http.Server | https.Server | null = null;
-  const sockets = new Set<import('node:net').Socket>();
+  let listening: Listening | null = null;
 
   const gatehouse: Gatehouse = {
     config,
@@ -279,86 +229,23 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     clients,
     keyPolicy,
     app,
-    router,
     provider: () => provider,
     keys: () => keySet,
     async refresh() {
       clients.invalidate();
       await reloadKeys();
     },
-    async setProviderHooks(h) {
-      hooks = { ...hooks, ...h };
-      provider = makeProvider();
-      instrument(provider);
-      callback = provider.callback();
-    },
     async listen() {
-      const koaHandler = app.callback();
-      // The token endpoint is the hot path (every service, every 15 minutes, per instance):
-      // it goes straight to oidc-provider with the same headers, request id, size limit and
-      // metrics, without a second Koa context and router pass.
-      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-        if (req.method !== 'POST' || req.url !== '/token') return koaHandler(req, res);
-        const started = process.hrtime.bigint();
-        const requestId = crypto.randomUUID();
-        res.setHeader('X-Request-Id', requestId);
-        setApiSecurityHeaders(res, isHttps);
-        res.once('finish', () => {
-          const status = res.statusCode;
-          metrics.httpRequests.inc({ route: 'token', status: `${Math.floor(status / 100)}xx` });
-          metrics.httpDuration.observe({ route: 'token' }, Number(process.hrtime.bigint() - started) / 1e9);
-          if (status >= 400) log.info({ requestId, method: 'POST', path: '/token', status }, 'request');
-        });
-        if (Number(req.headers['content-length'] || 0) > config.maxBodyBytes) {
-          res.writeHead(413, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-          res.end(JSON.stringify({ error: 'invalid_request', error_description: `request body larger than ${config.maxBodyBytes} bytes` }));
-          return;
-        }
-        callback(req, res);
-      };
-      if (config.tls) {
-        server = https.createServer(
-          {
-            cert: fs.readFileSync(config.tls.certFile),
-            key: fs.readFileSync(config.tls.keyFile),
-            ...(config.tls.caFile ? { ca: fs.readFileSync(config.tls.caFile) } : {}),
-            minVersion: 'TLSv1.3',
-            // Ask for a client certificate (tls_client_auth) without requiring one.
-            requestCert: true,
-            rejectUnauthorized: false,
-          },
-          handler,
-        );
-      } else {
-        server = http.createServer(handler);
-      }
-      server.headersTimeout = 20_000;
-      server.requestTimeout = 30_000;
-      server.on('connection', (s) => {
-        sockets.add(s);
-        s.on('close', () => sockets.delete(s));
-      });
-      await new Promise<void>((resolve, reject) => {
-        server!.once('error', reject);
-        server!.listen(config.port, config.host, () => resolve());
-      });
-      const address = server.address() as import('node:net').AddressInfo;
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      return { url: `${config.tls ? 'https' : 'http'}://${host}:${address.port}`, server };
+      const handler = withTokenFastPath({ config, log, metrics, https: isHttps }, app.callback(), () => callback);
+      listening = await listen(config, handler);
+      return { url: listening.url, server: listening.server };
     },
     async close() {
       ready = false; // load balancers stop sending traffic
       feed.stop();
       for (const t of timers) clearInterval(t);
       await checkpoints?.stop();
-      if (server) {
-        const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
-        server.closeIdleConnections?.();
-        // In-flight requests get a moment to finish; then remaining sockets are cut.
-        const forced = setTimeout(() => sockets.forEach((s) => s.destroy()), 5000);
-        await closing;
-        clearTimeout(forced);
-      }
+      await listening?.close();
       await auditQueue.flush();
       await db.close();
     },

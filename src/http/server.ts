@@ -1,0 +1,80 @@
+// The listening socket: HTTP, or HTTPS with TLS 1.3 only when a certificate is configured (and
+// client certificates requested for tls_client_auth); graceful close on shutdown.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from './metrics.ts';
+import { observe, refuseLargeBody } from './request.ts';
+import { setApiSecurityHeaders } from './security-headers.ts';
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/**
+ * The token endpoint is the hot path (every service, every 15 minutes, per instance): it goes
+ * straight to oidc-provider with the same headers, request id, size limit, metrics and log line,
+ * without a second Koa context and router pass.
+ */
+export function withTokenFastPath(deps: { config: Config; log: Logger; metrics: Metrics; https: boolean }, koa: Handler, provider: () => Handler): Handler {
+  return (req, res) => {
+    if (req.method !== 'POST' || req.url !== '/token') return koa(req, res);
+    const started = process.hrtime.bigint();
+    const requestId = crypto.randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    setApiSecurityHeaders(res, deps.https);
+    res.once('finish', () => observe(deps, { requestId, method: 'POST', path: '/token', status: res.statusCode, started, ip: req.socket.remoteAddress ?? '' }));
+    if (refuseLargeBody(req.headers['content-length'], deps.config.maxBodyBytes, res)) return;
+    provider()(req, res);
+  };
+}
+
+export interface Listening {
+  url: string;
+  server: http.Server | https.Server;
+  close(): Promise<void>;
+}
+
+export async function listen(config: Config, handler: Handler): Promise<Listening> {
+  const server = config.tls
+    ? https.createServer(
+        {
+          cert: fs.readFileSync(config.tls.certFile),
+          key: fs.readFileSync(config.tls.keyFile),
+          ...(config.tls.caFile ? { ca: fs.readFileSync(config.tls.caFile) } : {}),
+          minVersion: 'TLSv1.3',
+          // Ask for a client certificate (tls_client_auth) without requiring one.
+          requestCert: true,
+          rejectUnauthorized: false,
+        },
+        handler,
+      )
+    : http.createServer(handler);
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 30_000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `${config.tls ? 'https' : 'http'}://${host}:${address.port}`,
+    server,
+    async close() {
+      const closing = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections?.();
+      // In-flight requests get a moment to finish; then remaining sockets are cut.
+      const forced = setTimeout(() => sockets.forEach((s) => s.destroy()), 5000);
+      await closing;
+      clearTimeout(forced);
+    },
+  };
+}
