@@ -32,13 +32,7 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
   beforeEach(async () => {
     t = await freshDb(backend);
   });
-  afterEach(async () => {
-    // pool.end() resolves before the pool's sockets close, and the helper's `drop database …
-    // with (force)` would then kill them mid-close (an unhandled pg error): close, wait, drop.
-    await t.db.close();
-    await new Promise((r) => setTimeout(r, 100));
-    await t.drop();
-  });
+  afterEach(() => t.drop());
 
   const version = async () => String((await t.db.kysely.selectFrom('change_version').select('version').where('topic', '=', 'accounts').executeTakeFirstOrThrow()).version);
   const person = (email: string, role = 'viewer', passwordHash: string | null = null) => createAccount(t.db.kysely, { email, role, passwordHash });

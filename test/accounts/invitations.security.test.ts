@@ -20,13 +20,7 @@ describe.each(BACKENDS)('invitations on %s', (backend) => {
   beforeEach(async () => {
     t = await freshDb(backend);
   });
-  afterEach(async () => {
-    // pool.end() resolves before the pool's sockets close, and the helper's `drop database …
-    // with (force)` would then kill them mid-close (an unhandled pg error): close, wait, drop.
-    await t.db.close();
-    await new Promise((r) => setTimeout(r, 100));
-    await t.drop();
-  });
+  afterEach(() => t.drop());
 
   const accountCount = async () => (await sql<{ n: number }>`select count(*)::int as n from account`.execute(t.db.kysely)).rows[0]!.n;
 

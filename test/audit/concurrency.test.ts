@@ -6,7 +6,7 @@ import { writeCheckpoint } from '../../src/audit/checkpoint.ts';
 import { verifyAudit } from '../../src/audit/verify.ts';
 import { openDatabase, type Db } from '../../src/db/connect.ts';
 import { freshDb, type TestDb } from '../helpers/db.ts';
-import { dropSlowly, sample, withKeys } from './helpers.ts';
+import { sample, withKeys } from './helpers.ts';
 
 describe('concurrent appends on PostgreSQL', () => {
   let t: TestDb;
@@ -18,7 +18,7 @@ describe('concurrent appends on PostgreSQL', () => {
   });
   afterAll(async () => {
     await Promise.all(instances.map((i) => i.close()));
-    await dropSlowly(t);
+    await t.drop();
   });
 
   it('50 appends from five pools at once make one gap-free, valid chain', async () => {

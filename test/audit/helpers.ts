@@ -7,7 +7,6 @@ import type { AuditEventInput } from '../../src/audit/event.ts';
 import { createSealer } from '../../src/crypto/seal.ts';
 import type { Database } from '../../src/db/schema.ts';
 import { ensureKeys, type KeyPolicy } from '../../src/keys/keys.service.ts';
-import type { TestDb } from '../helpers/db.ts';
 
 export const POLICY: KeyPolicy = { algs: ['ES256', 'RS256'], jwksMaxAgeSeconds: 0, maxSignedLifetimeSeconds: 3600 };
 
@@ -54,9 +53,3 @@ export async function tamper(db: Kysely<Database>, statements: string | string[]
   });
 }
 
-/** Close, let the pool's sockets finish closing, then drop: `drop … with (force)` would kill them mid-close. */
-export async function dropSlowly(t: TestDb): Promise<void> {
-  await t.db.close();
-  await new Promise((r) => setTimeout(r, 100));
-  await t.drop();
-}

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../src/audit/audit.service.ts';
 import { listAudit } from '../../src/audit/query.ts';
 import { BACKENDS, freshDb, type TestDb } from '../helpers/db.ts';
-import { dropSlowly } from './helpers.ts';
 
 describe.each(BACKENDS)('listAudit on %s', (backend) => {
   let t: TestDb;
@@ -22,7 +21,7 @@ describe.each(BACKENDS)('listAudit on %s', (backend) => {
     await appendAudit(db, { action: 'signin.failure', actor: 'anonymous', outcome: 'failure', ip: '198.51.100.1', target: 'bob@example.com' });
     await appendAudit(db, { action: 'ratelimit.trip', actor: 'system', outcome: 'denied', ip: '198.51.100.1', details: { limit: 'signin_per_ip' } });
   });
-  afterAll(() => dropSlowly(t));
+  afterAll(() => t.drop());
 
   const seqs = async (q: Parameters<typeof listAudit>[1]) => (await listAudit(t.db.kysely, q)).events.map((e) => e.seq);
 

@@ -10,7 +10,7 @@ import { decodeJwt } from 'jose';
 import { createInvitation } from '../../src/accounts/invitations.ts';
 import { createClient } from '../../src/clients/clients.service.ts';
 import { createPerson, totpClock } from '../helpers/accounts.ts';
-import { base32Decode } from '../helpers/people.ts';
+import { base32Decode, enrollFromLink } from '../helpers/people.ts';
 import { resetFactors } from '../../src/mfa/factors.ts';
 import { createVerifier } from '../../src/verify/index.ts';
 import { addVirtualAuthenticator, launchBrowser } from '../helpers/browser.ts';
@@ -38,21 +38,11 @@ export async function setup(backend: Backend) {
   return { s, rp, app };
 }
 
-async function enrollWithTotp(page: Page, s: TestServer, email: string, role = 'operator'): Promise<{ secret: Uint8Array; backupCodes: string[]; nextCode: () => Promise<string>; token: string }> {
+async function enrollWithTotp(page: Page, s: TestServer, email: string, role = 'operator') {
   const inv = await createInvitation(s.gatehouse.db.kysely, { email, role, permissions: ['agent:summarizer:inject'] });
-  await page.goto(`${s.url}/enroll/${inv.token}`);
-  await page.getByLabel('New password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Continue' }).click();
-  const key = (await page.locator('[data-totp-secret]').textContent())!.trim();
-  expect(await page.locator('[data-otpauth]').getAttribute('href')).toMatch(/^otpauth:\/\/totp\//);
-  const secret = base32Decode(key);
-  const nextCode = totpClock(secret, 0);
-  await page.getByLabel('Authentication code').fill(await nextCode());
-  await page.getByRole('button', { name: 'Continue' }).click();
-  const codes = await page.getByRole('list', { name: 'Backup codes' }).getByRole('listitem').allTextContents();
-  expect(codes).toHaveLength(10);
-  secrets.push(key, inv.token, ...codes.map((c) => c.trim()));
-  return { secret, backupCodes: codes.map((c) => c.trim()), nextCode, token: inv.token };
+  const enrolled = await enrollFromLink(page, `${s.url}/enroll/${inv.token}`, PASSWORD);
+  secrets.push(enrolled.key, inv.token, ...enrolled.backupCodes);
+  return { ...enrolled, token: inv.token };
 }
 
 async function signInWithPassword(page: Page, rp: RelyingParty, email: string, password = PASSWORD, params: Record<string, string> = {}) {

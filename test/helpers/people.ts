@@ -20,6 +20,8 @@ export function base32Decode(input: string): Uint8Array {
 }
 
 export interface Enrolled {
+  /** The key as the enrollment page shows it (base32). */
+  key: string;
   secret: Uint8Array;
   backupCodes: string[];
   /** The next unused TOTP code (waits for the app's next step when needed). */
@@ -32,13 +34,14 @@ export async function enrollFromLink(page: Page, link: string, password = PASSWO
   await page.getByLabel('New password').fill(password);
   await page.getByRole('button', { name: 'Continue' }).click();
   const key = (await page.locator('[data-totp-secret]').textContent())!.trim();
+  expect(await page.locator('[data-otpauth]').getAttribute('href')).toMatch(/^otpauth:\/\/totp\//);
   const secret = base32Decode(key);
   const nextCode = totpClock(secret, 0);
   await page.getByLabel('Authentication code').fill(await nextCode());
   await page.getByRole('button', { name: 'Continue' }).click();
   const codes = await page.getByRole('list', { name: 'Backup codes' }).getByRole('listitem').allTextContents();
   expect(codes).toHaveLength(10);
-  return { secret, backupCodes: codes.map((c) => c.trim()), nextCode };
+  return { key, secret, backupCodes: codes.map((c) => c.trim()), nextCode };
 }
 
 /** An invitation made through the domain, then enrollment through the pages. */

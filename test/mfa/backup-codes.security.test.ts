@@ -44,13 +44,7 @@ describe.each(BACKENDS)('backup codes on %s', (backend) => {
     t = await freshDb(backend);
     accountId = (await createAccount(t.db.kysely, { email: 'bea@example.com', role: 'viewer', passwordHash: null })).id;
   });
-  afterEach(async () => {
-    // pool.end() resolves before the pool's sockets close, and the helper's `drop database …
-    // with (force)` would then kill them mid-close (an unhandled pg error): close, wait, drop.
-    await t.db.close();
-    await new Promise((r) => setTimeout(r, 100));
-    await t.drop();
-  });
+  afterEach(() => t.drop());
 
   it('issues 10 distinct codes of 10 unambiguous characters, shown as xxxxx-xxxxx', async () => {
     const codes = await regenerateBackupCodes(t.db.kysely, key, accountId);

@@ -21,13 +21,7 @@ describe.each(BACKENDS)('TOTP on %s', (backend) => {
   beforeEach(async () => {
     t = await freshDb(backend);
   });
-  afterEach(async () => {
-    // pool.end() resolves before the pool's sockets close, and the helper's `drop database …
-    // with (force)` would then kill them mid-close (an unhandled pg error): close, wait, drop.
-    await t.db.close();
-    await new Promise((r) => setTimeout(r, 100));
-    await t.drop();
-  });
+  afterEach(() => t.drop());
 
   async function enrolled(email = 'tess@example.com') {
     const account = await createAccount(t.db.kysely, { email, role: 'operator', passwordHash: null });
