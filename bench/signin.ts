@@ -78,7 +78,7 @@ async function measureArgon2(durationMs: number): Promise<number> {
 
 export async function runSignInBench(opts: { durationMs?: number; concurrency?: number } = {}): Promise<SignInBench> {
   const durationMs = opts.durationMs ?? 8000;
-  const concurrency = opts.concurrency ?? 4;
+  const concurrency = opts.concurrency ?? 8;
   // Each person signs in once per TOTP step at most (a used step is refused): enough people.
   const server = await startChild('postgres', 400);
   const people = server.people.map((p) => ({ email: p.email, seed: Buffer.from(p.seed, 'base64url') }));
