@@ -1,23 +1,10 @@
 // `gatehouse audit …` as an operator runs it: the real bin in a child process, on PostgreSQL,
 // with the master key the signing keys were sealed with.
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatehouse } from '../helpers/cli.ts';
 import { freshDb, type TestDb } from '../helpers/db.ts';
 import { appendMany, tamper, withKeys } from './helpers.ts';
 
-const run = promisify(execFile);
-const BIN = path.resolve('bin/gatehouse.js');
-
-async function gatehouse(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err: any) {
-    return { code: err.code as number, stdout: err.stdout as string, stderr: err.stderr as string };
-  }
-}
 
 describe('gatehouse audit on PostgreSQL', () => {
   let t: TestDb;

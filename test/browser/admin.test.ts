@@ -3,10 +3,9 @@
 // second browser, changes their role, and that person's next refreshed token carries it. Then
 // the refusals: an operator at the door, a stale sign-in before a change, a POST without the
 // CSRF token and one from another site; the audit log records each action and verifies.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { gatehouse } from '../helpers/cli.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -24,7 +23,6 @@ import { freePort, startServer, type TestServer } from '../helpers/server.ts';
 
 const AUDIENCE = 'https://agents.example.com';
 const SCREENSHOT = path.resolve('docs/admin-users.png');
-const run = promisify(execFile);
 
 describe.each(['postgres', 'pglite'] as Backend[])('the admin console in a browser on %s', (backend) => {
   let browser: Browser;
@@ -187,10 +185,8 @@ describe.each(['postgres', 'pglite'] as Backend[])('the admin console in a brows
     await expect(admin.locator('[data-chain="ok"]').textContent()).resolves.toMatch(/The audit chain verifies/);
     expect(await admin.getByRole('table', { name: 'Audit events' }).getByRole('row').count()).toBe(roleChanges.length + 1);
     if (backend === 'postgres') {
-      const { stdout } = await run(process.execPath, [path.resolve('bin/gatehouse.js'), 'audit', 'verify', '--json'], {
-        env: { PATH: process.env.PATH ?? '', DATABASE_URL: s.env.DATABASE_URL!, GATEHOUSE_MASTER_KEY: s.env.GATEHOUSE_MASTER_KEY! },
-        timeout: 60_000,
-      });
+      const { code, stdout } = await gatehouse(['audit', 'verify', '--json'], { DATABASE_URL: s.env.DATABASE_URL!, GATEHOUSE_MASTER_KEY: s.env.GATEHOUSE_MASTER_KEY! });
+      expect(code).toBe(0);
       expect(JSON.parse(stdout)).toMatchObject({ ok: true, events: (await verifyAudit(db)).events });
     } else {
       expect(await verifyAudit(db)).toMatchObject({ ok: true });

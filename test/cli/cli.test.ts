@@ -1,25 +1,13 @@
 // The `gatehouse` command as an operator runs it: a child process with the server's environment.
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatehouse } from '../helpers/cli.ts';
 import { createVerifier } from '../../src/verify/index.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
-const run = promisify(execFile);
-const BIN = path.resolve('bin/gatehouse.js');
-
-async function gatehouse(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err: any) {
-    return { code: err.code as number, stdout: err.stdout as string, stderr: err.stderr as string };
-  }
-}
 
 async function token(url: string, id: string, secret: string) {
   return fetch(`${url}/token`, {

@@ -2,6 +2,7 @@
 // sign-out form, and the page. Same rules as every page: no inline script or style (CSP), one
 // stylesheet, readable on a phone (tables turn into cards; see the end of gatehouse.css).
 import { html, type Html } from '../../src/http/html.ts';
+import { documentHead } from '../layout.ts';
 import type { AdminAccess } from '../../src/admin/access.ts';
 
 export interface AdminFrame {
@@ -37,15 +38,7 @@ function link(href: string, label: string, current: boolean) {
 }
 
 export function adminLayout(f: AdminFrame, p: { title: string; section: Section; body: Html; notice?: string | null; error?: string | null }): string {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>${p.title} · Gatehouse admin</title>
-<link rel="stylesheet" href="/static/gatehouse.css">
-</head>
+  return html`${documentHead({ title: `${p.title} · Gatehouse admin` })}
 <body class="admin">
 <header class="admin-bar">
 <nav aria-label="Admin">
