@@ -164,7 +164,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   await feed.poll();
   feed.start(opts.pollMs ?? 1000);
 
-  const app = new Koa({ proxy: config.trustProxy });
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: 1 }); // see src/oidc/provider.ts
   const router = new Router();
   let ready = true;
 

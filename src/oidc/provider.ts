@@ -170,6 +170,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = deps.trustProxy;
+  // Behind a proxy, only the address the proxy itself appended counts: a client-sent
+  // X-Forwarded-For must not choose the IP that rate limits and allowed networks see.
+  provider.maxIpsCount = 1;
 
   // oidc-provider compares client secrets in clear; Gatehouse keeps only a SHA-256 of each
   // secret (src/clients/secret.ts), plus the previous one during a rotation overlap.

@@ -174,3 +174,29 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
     expect(all).not.toContain(client.client_secret!);
   });
 });
+
+describe('allowed networks behind a proxy (PostgreSQL)', () => {
+  it('trusts only the address the proxy appended, and no forwarded header without GATEHOUSE_TRUST_PROXY', async () => {
+    const proxied = await startServer('postgres', { GATEHOUSE_TRUST_PROXY: 'true' });
+    const direct = await startServer('postgres');
+    try {
+      for (const s of [proxied, direct]) {
+        const c = await createClient(s.gatehouse.db.kysely, { name: 'fenced', grants: ['client_credentials'], allowedCidrs: ['10.0.0.0/8'] });
+        (s as any).fenced = c;
+      }
+      const ask = (s: TestServer, xff: string) => {
+        const c = (s as any).fenced;
+        return tokenRequest(s.url, 'grant_type=client_credentials', { ...basic(c.client_id, c.client_secret), 'x-forwarded-for': xff });
+      };
+      // The proxy appended 10.9.9.9: allowed.
+      expect((await ask(proxied, '10.9.9.9')).status).toBe(200);
+      // The client claimed 10.9.9.9, the proxy appended the real 203.0.113.7: refused.
+      expect((await ask(proxied, '10.9.9.9, 203.0.113.7')).status).toBe(401);
+      // Without a trusted proxy the header is ignored (the request comes from 127.0.0.1).
+      expect((await ask(direct, '10.9.9.9')).status).toBe(401);
+    } finally {
+      await proxied.close();
+      await direct.close();
+    }
+  });
+});
