@@ -1,0 +1,19 @@
+// Every lifetime Gatehouse gives a token, a flow or a session, in one table. Configurable ones
+// (refresh tokens, sessions) come from src/config/config.ts; these are the fixed ones.
+// Why each number:
+/** RFC 9068 access tokens: short enough that a role change or a disabled account is in force
+ * everywhere within this time without any online check (agentserver notes: 15 minutes). */
+export const ACCESS_TOKEN_TTL = 900;
+/** ID tokens are read once by the relying party at sign-in; an hour is oidc-provider's default. */
+export const ID_TOKEN_TTL = 3600;
+/** Authorization codes are exchanged at once; RFC 6749 §4.1.2 recommends at most 10 minutes. */
+export const AUTHORIZATION_CODE_TTL = 60;
+/** One sign-in or enrollment interaction (the pages between /auth and the redirect back). */
+export const INTERACTION_TTL = 600;
+/** Changes in /account and /admin need a sign-in younger than this (sent as max_age). */
+export const FRESH_AUTH_SECONDS = 300;
+/** Clock skew allowed when a retired key's last signature is computed. */
+export const CLOCK_SKEW_SECONDS = 300;
+/** The JWKS must keep a retired key published this long after its last signature: the longest
+ * lifetime of anything it signs (access or ID token), plus clock skew. */
+export const MAX_SIGNED_LIFETIME = Math.max(ACCESS_TOKEN_TTL, ID_TOKEN_TTL) + CLOCK_SKEW_SECONDS;
