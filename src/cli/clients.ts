@@ -1,6 +1,6 @@
 import { createClient, deleteClient, listClients, rotateClientSecret, DEFAULT_SECRET_OVERLAP_SECONDS, type AuthMethod } from '../clients/clients.service.ts';
 import { GatehouseError } from '../errors.ts';
-import type { Command } from './main.ts';
+import type { Command } from './command.ts';
 import fs from 'node:fs';
 
 function readJwks(file: string | undefined): unknown {

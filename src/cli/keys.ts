@@ -1,5 +1,5 @@
 import { ensureKeys, listKeys, rotateKeys } from '../keys/keys.service.ts';
-import type { Command } from './main.ts';
+import type { Command } from './command.ts';
 
 export const keyCommands: Command[] = [
   {

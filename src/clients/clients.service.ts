@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isPermission, isRole } from '../authz/model.ts';
 import { bumpVersion } from '../db/change-feed.ts';
 import type { ClientRow, Database } from '../db/schema.ts';
-import { GatehouseError } from '../errors.ts';
+import { GatehouseError, parseOrThrow } from '../errors.ts';
 import * as repo from './clients.repository.ts';
 import { hashClientSecret, newClientId, newClientSecret } from './secret.ts';
 
@@ -72,12 +72,6 @@ const createSchema = z
 
 export type CreateClientInput = z.input<typeof createSchema>;
 
-export function validationError(err: z.ZodError): GatehouseError {
-  const issue = err.issues[0]!;
-  const field = issue.path.join('.') || 'input';
-  return new GatehouseError('VALIDATION', `${field}: ${issue.message}`, { field });
-}
-
 export interface CreatedClient {
   client_id: string;
   /** Shown once; Gatehouse keeps only its hash. Absent for public clients and key-based auth. */
@@ -85,9 +79,7 @@ export interface CreatedClient {
 }
 
 export async function createClient(db: Kysely<Database>, input: CreateClientInput): Promise<CreatedClient> {
-  const parsed = createSchema.safeParse(input);
-  if (!parsed.success) throw validationError(parsed.error);
-  const v = parsed.data;
+  const v = parseOrThrow(createSchema, input);
   const kind = v.grants.includes('client_credentials') ? 'service' : 'browser';
   const clientId = newClientId(kind);
   const secret = v.auth === 'client_secret_basic' ? newClientSecret() : undefined;

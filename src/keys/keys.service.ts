@@ -6,10 +6,10 @@
 //  - a retired key stays published until every token it signed has expired.
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Kysely } from 'kysely';
-import { SealError, type Sealer } from '../crypto/seal.ts';
+import type { Sealer } from '../crypto/seal.ts';
 import { bumpVersion } from '../db/change-feed.ts';
 import type { Database, SigningKeyRow } from '../db/schema.ts';
-import { GatehouseError } from '../errors.ts';
+import { GatehouseError, SealError } from '../errors.ts';
 import * as repo from './keys.repository.ts';
 
 export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256' | 'PS256';
