@@ -1,7 +1,16 @@
-// Errors from one place. Domain code throws GatehouseError with a code from this map; the HTTP
-// edge and the CLI turn it into a status and a message. A message here is written to be shown:
-// it never carries a secret, a stack or a database detail. Anything that is not a
-// GatehouseError is reported to the caller as a bare "internal error".
+// Errors from one place. An error whose message is written to be read carries `expose: true`
+// (the flag http-errors and oidc-provider use); anything else is a bug, and whoever sees it is
+// told only "internal error" while the log keeps the detail. Two families carry the flag:
+//
+// - GatehouseError: the request was refused (bad input, no permission, a conflict). Domain code
+//   throws it with a code from ERROR_STATUS; the HTTP edge answers with that status, the code's
+//   OAuth error (RFC 6749 section 5.2) and the message; the CLI prints the message and exits 2.
+// - EnvironmentError: the server's own surroundings failed (configuration, database, data
+//   directory, master key). Its message is for the operator at the console (the CLI exits 1, the
+//   server refuses to start); a remote caller who meets one mid-request sees a bare 500.
+//
+// A message never carries a secret or a stack.
+import type { ZodError, ZodType } from 'zod';
 
 export const ERROR_STATUS = {
   VALIDATION: 400,
@@ -19,8 +28,27 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/**
+ * The `error` value of a JSON error body: the OAuth error code where one applies (RFC 6749
+ * section 5.2, RFC 6750 section 3.1, OpenID Connect Core 3.1.2.6), the lower-cased code otherwise.
+ */
+export const OAUTH_ERROR: Record<ErrorCode, string> = {
+  VALIDATION: 'invalid_request',
+  NOT_FOUND: 'not_found',
+  CONFLICT: 'conflict',
+  FORBIDDEN: 'access_denied',
+  UNAUTHENTICATED: 'login_required',
+  RATE_LIMITED: 'rate_limited',
+  PAYLOAD_TOO_LARGE: 'invalid_request',
+  KEY_ROTATION_TOO_SOON: 'key_rotation_too_soon',
+  LAST_OWNER: 'last_owner',
+  DATA_DIR_IN_USE: 'data_dir_in_use',
+  UNAVAILABLE: 'temporarily_unavailable',
+};
+
 export class GatehouseError extends Error {
   override name = 'GatehouseError';
+  readonly expose = true;
   readonly code: ErrorCode;
   readonly status: number;
   /** Extra fields safe to show (for example the field that failed validation). */
@@ -34,11 +62,74 @@ export class GatehouseError extends Error {
   }
 }
 
+/** The server's environment failed; the message tells the operator what to fix. */
+export class EnvironmentError extends Error {
+  override name = 'EnvironmentError';
+  readonly expose = true;
+}
+
+/** A bad environment variable or configuration file. The server exits 2 on it. */
+export class ConfigError extends EnvironmentError {
+  override name = 'ConfigError';
+}
+
+/** A sealed value does not open: the wrong master key, or altered data. */
+export class SealError extends EnvironmentError {
+  override name = 'SealError';
+}
+
+/** Another process holds the embedded database's data directory. */
+export class DataDirInUseError extends EnvironmentError {
+  override name = 'DataDirInUseError';
+}
+
+export class DatabaseUnavailableError extends EnvironmentError {
+  override name = 'DatabaseUnavailableError';
+}
+
+export class MigrationError extends EnvironmentError {
+  override name = 'MigrationError';
+}
+
 export function isGatehouseError(err: unknown): err is GatehouseError {
   return err instanceof GatehouseError;
 }
 
-/** The message a caller may see for any thrown value. */
+/** True for an error whose message was written to be shown. */
+export function isExposed(err: unknown): err is Error & { expose: true } {
+  return err instanceof Error && (err as { expose?: unknown }).expose === true;
+}
+
+/** The message a remote caller may see for any thrown value. */
 export function publicMessage(err: unknown): string {
   return isGatehouseError(err) ? err.message : 'internal error';
+}
+
+export interface ZodFieldOptions {
+  /** Prefixes the path: the name of the argument being checked. */
+  field?: string;
+  /** Prefixes the message, for example "audit query". */
+  subject?: string;
+  /** The field named when the input as a whole is wrong. */
+  whole?: string;
+}
+
+/** The first zod issue as the field it concerns and a message naming that field. */
+export function describeZodError(error: ZodError, opts: ZodFieldOptions = {}): { field: string; message: string } {
+  const issue = error.issues[0]!;
+  const field = [...(opts.field ? [opts.field] : []), ...issue.path.map(String)].join('.') || opts.whole || 'input';
+  return { field, message: `${opts.subject ? `${opts.subject} ` : ''}${field}: ${issue.message}` };
+}
+
+/** A zod failure as GatehouseError VALIDATION naming the first bad field. */
+export function validationError(error: ZodError, opts: ZodFieldOptions = {}): GatehouseError {
+  const { field, message } = describeZodError(error, opts);
+  return new GatehouseError('VALIDATION', message, { field });
+}
+
+/** Parse with a zod schema or throw validationError; a string names the field (`opts.field`). */
+export function parseOrThrow<T>(schema: ZodType<T>, value: unknown, opts: ZodFieldOptions | string = {}): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw validationError(parsed.error, typeof opts === 'string' ? { field: opts } : opts);
+  return parsed.data;
 }

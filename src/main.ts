@@ -1,6 +1,7 @@
 // `npm start`: run Gatehouse as a server until SIGTERM or SIGINT.
 import { createGatehouse } from './app.ts';
-import { ConfigError, loadConfig } from './config/config.ts';
+import { loadConfig } from './config/config.ts';
+import { ConfigError, isExposed } from './errors.ts';
 import { createLogger } from './log.ts';
 import { onServerStarted } from './startup.ts';
 
@@ -38,12 +39,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((err) => {
-  const known = ['DataDirInUseError', 'DatabaseUnavailableError', 'MigrationError', 'ConfigError', 'SealError'];
-  if (known.includes(err?.name)) {
+main().catch((err: unknown) => {
+  if (isExposed(err)) {
     process.stderr.write(`gatehouse: ${err.message}\n`);
   } else {
-    process.stderr.write(`gatehouse: failed to start: ${err?.stack ?? err}\n`);
+    process.stderr.write(`gatehouse: failed to start: ${(err as Error)?.stack ?? err}\n`);
   }
   process.exit(1);
 });

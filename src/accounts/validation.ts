@@ -1,7 +1,9 @@
 // Input checks shared by accounts and invitations: one message per field, safe to show.
 import { z } from 'zod';
 import { isPermission, isRole } from '../authz/model.ts';
-import { GatehouseError } from '../errors.ts';
+
+// Re-exported so callers find every input check of accounts here.
+export { parseOrThrow } from '../errors.ts';
 
 export const MAX_PERMISSIONS = 100;
 
@@ -11,10 +13,3 @@ export const permissionsSchema = z
   .max(MAX_PERMISSIONS, `at most ${MAX_PERMISSIONS} permissions`)
   .transform((list) => [...new Set(list)]);
 
-export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, field: string): T {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const path = [field, ...issue.path].join('.');
-  throw new GatehouseError('VALIDATION', `${path}: ${issue.message}`, { field: path });
-}

@@ -93,7 +93,7 @@ export function clientRoutes(router: Router, deps: { db: Kysely<Database>; guard
         redirect_uris: input.redirectUris,
       };
       return { result: created, target: created.client_id, details };
-    }, { transaction: false }); // createClient runs its own transaction
+    }, { transaction: true });
     if (!done.ok) return show(ctx, r, { form, error: done.error.message }, done.error.status);
     guard.html(ctx, secretOncePage(r.frame, { title: 'Client created', clientId: done.result.client_id, name: form.name, secret: done.result.client_secret ?? null }));
   });
@@ -106,7 +106,7 @@ export function clientRoutes(router: Router, deps: { db: Kysely<Database>; guard
       refuseBuiltIn(id);
       const rotated = await rotateClientSecret(q, id);
       return { result: rotated, details: { client_id: id, previous_valid_until: rotated.previous_secret_valid_until } };
-    }, { transaction: false });
+    }, { transaction: true });
     if (!done.ok) return show(ctx, r, { error: done.error.message }, done.error.status);
     const name = (await listClients(db)).find((c) => c.client_id === id)?.name ?? id;
     guard.html(ctx, secretOncePage(r.frame, { title: 'Secret rotated', clientId: id, name, secret: done.result.client_secret, previousValidUntil: done.result.previous_secret_valid_until }));
@@ -121,7 +121,7 @@ export function clientRoutes(router: Router, deps: { db: Kysely<Database>; guard
       const before = (await listClients(q)).find((c) => c.client_id === id);
       await deleteClient(q, id);
       return { result: null, details: { client_id: id, name: before?.name ?? null, kind: before?.kind ?? null } };
-    }, { transaction: false });
+    }, { transaction: true });
     if (!done.ok) return show(ctx, r, { error: done.error.message }, done.error.status);
     ctx.status = 303;
     ctx.redirect(withNotice('/admin/clients', 'client_deleted'));

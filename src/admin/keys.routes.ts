@@ -23,7 +23,7 @@ export function keyRoutes(router: Router, deps: { db: Kysely<Database>; guard: G
     const done = await guard.perform(ctx, r, { action: 'key.rotate', target: 'signing-keys' }, async (q) => {
       const rotated = await rotateKeys(q, deps.sealer, deps.keyPolicy);
       return { result: rotated, details: { rotated: rotated.map((k) => ({ alg: k.alg, retired: k.retired, current: k.current, next: k.next })) } };
-    }, { transaction: false }); // rotateKeys runs its own transactions
+    }, { transaction: true });
     if (!done.ok) {
       return guard.html(ctx, keysPage(r.frame, { keys: await listKeys(db), jwksMaxAgeSeconds: deps.keyPolicy.jwksMaxAgeSeconds, error: done.error.message }), done.error.status);
     }

@@ -7,6 +7,7 @@
 import crypto from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK } from 'jose';
 import type { Sealer } from '../crypto/seal.ts';
+import { GatehouseError } from '../errors.ts';
 import { ACR_MFA, ACR_PHR } from '../verify/index.ts';
 import { ADMIN_CLIENT_ID, adminRedirectUri } from './admin-client.ts';
 
@@ -66,8 +67,12 @@ export function sameString(a: unknown, b: string): boolean {
   return crypto.timingSafeEqual(x, y);
 }
 
-export class AdminLoginError extends Error {
+/** The console's own sign-in failed; the message says which check refused it. */
+export class AdminLoginError extends GatehouseError {
   override name = 'AdminLoginError';
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+  }
 }
 
 /**

@@ -10,6 +10,7 @@
 // would not see the rows committed while it waited.
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditOutcome, Database } from '../db/schema.ts';
+import { inTransaction } from '../db/transaction.ts';
 import * as repo from './audit.repository.ts';
 import { eventHash, GENESIS_HASH } from './canonical.ts';
 import { validateEvent, type AuditEventFields, type AuditEventInput } from './event.ts';
@@ -73,10 +74,6 @@ async function appendValidated(trx: Transaction<Database>, events: AuditEventFie
     prevHash: r.prev_hash,
     hash: r.hash,
   }));
-}
-
-function inTransaction<T>(db: Q, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-  return db.isTransaction ? fn(db as Transaction<Database>) : db.transaction().execute(fn);
 }
 
 /**

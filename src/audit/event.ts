@@ -4,7 +4,7 @@
 import net from 'node:net';
 import { z } from 'zod';
 import type { AuditOutcome } from '../db/schema.ts';
-import { GatehouseError } from '../errors.ts';
+import { GatehouseError, parseOrThrow } from '../errors.ts';
 import { AUDIT_OUTCOMES, type AuditAction } from './actions.ts';
 
 export interface AuditEventInput {
@@ -146,13 +146,7 @@ const eventSchema = z
 
 /** Validate an event and scrub its details; throws GatehouseError('VALIDATION'). */
 export function validateEvent(input: AuditEventInput): AuditEventFields {
-  const parsed = eventSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.join('.') || 'event';
-    throw new GatehouseError('VALIDATION', `audit event ${field}: ${issue.message}`, { field });
-  }
-  const e = parsed.data;
+  const e = parseOrThrow(eventSchema, input, { subject: 'audit event', whole: 'event' });
   return {
     action: e.action,
     actor: e.actor,

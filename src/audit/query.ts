@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { GatehouseError } from '../errors.ts';
+import { parseOrThrow } from '../errors.ts';
 import { AUDIT_OUTCOMES } from './actions.ts';
 import * as repo from './audit.repository.ts';
 import { toAuditEvent, type AuditEvent } from './audit.service.ts';
@@ -33,13 +33,7 @@ export interface AuditPage {
 }
 
 export async function listAudit(db: Kysely<Database>, query: AuditQuery = {}): Promise<AuditPage> {
-  const parsed = auditQuerySchema.safeParse(query);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.join('.') || 'query';
-    throw new GatehouseError('VALIDATION', `audit query ${field}: ${issue.message}`, { field });
-  }
-  const f = parsed.data;
+  const f = parseOrThrow(auditQuerySchema, query, { subject: 'audit query', whole: 'query' });
   // One row more than asked tells whether an older page exists without a count.
   const rows = await repo.queryEvents(db, { ...f, limit: f.limit + 1 });
   const events = rows.slice(0, f.limit).map(toAuditEvent);

@@ -2,7 +2,7 @@ import { writeCheckpoint } from '../audit/checkpoint.ts';
 import { listAudit } from '../audit/query.ts';
 import { verifyAudit } from '../audit/verify.ts';
 import { ensureKeys } from '../keys/keys.service.ts';
-import type { Command } from './main.ts';
+import type { Command } from './command.ts';
 
 export const auditCommands: Command[] = [
   {

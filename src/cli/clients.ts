@@ -1,6 +1,6 @@
 import { createClient, deleteClient, listClients, rotateClientSecret, DEFAULT_SECRET_OVERLAP_SECONDS, type AuthMethod } from '../clients/clients.service.ts';
 import { GatehouseError } from '../errors.ts';
-import type { Command } from './main.ts';
+import type { Command } from './command.ts';
 import fs from 'node:fs';
 
 function readJwks(file: string | undefined): unknown {
@@ -31,7 +31,7 @@ export const clientCommands: Command[] = [
     },
     async run(ctx, v) {
       if (v.public && v.auth) throw new GatehouseError('VALIDATION', '--public and --auth exclude each other');
-      const created = await createClient(ctx.db.kysely, {
+      const created = await ctx.change((trx) => createClient(trx, {
         name: v.name ?? '',
         grants: v.grant ?? [],
         auth: (v.public ? 'none' : v.auth) as AuthMethod | undefined,
@@ -42,8 +42,13 @@ export const clientCommands: Command[] = [
         postLogoutRedirectUris: v['post-logout-redirect-uri'],
         jwks: readJwks(v['jwks-file']) as any,
         tlsSubjectDn: v['tls-subject-dn'],
-      });
-      await ctx.audit({ action: 'client.create', outcome: 'success', actor: 'cli', target: created.client_id, details: { name: v.name, grants: v.grant ?? [], roles: v.role ?? [], permissions: v.permission ?? [], allowed_cidrs: v['allow-cidr'] ?? [] } });
+      }), (c) => ({
+        action: 'client.create',
+        outcome: 'success',
+        actor: 'cli',
+        target: c.client_id,
+        details: { name: v.name, grants: v.grant ?? [], roles: v.role ?? [], permissions: v.permission ?? [], allowed_cidrs: v['allow-cidr'] ?? [] },
+      }));
       const text = created.client_secret
         ? `client_id:     ${created.client_id}\nclient_secret: ${created.client_secret}\nThe secret is shown once; Gatehouse keeps only its hash.`
         : `client_id: ${created.client_id}`;
@@ -70,8 +75,10 @@ export const clientCommands: Command[] = [
       if (!v['client-id']) throw new GatehouseError('VALIDATION', '--client-id is required');
       const overlap = v.overlap === undefined ? DEFAULT_SECRET_OVERLAP_SECONDS : Number(v.overlap);
       if (!Number.isInteger(overlap) || overlap < 0 || overlap > 30 * 86400) throw new GatehouseError('VALIDATION', '--overlap must be a whole number of seconds from 0 to 2592000');
-      const r = await rotateClientSecret(ctx.db.kysely, v['client-id'], overlap);
-      await ctx.audit({ action: 'client.secret_rotate', outcome: 'success', actor: 'cli', target: r.client_id, details: { overlap_seconds: overlap } });
+      const r = await ctx.change(
+        (trx) => rotateClientSecret(trx, v['client-id'], overlap),
+        (rotated) => ({ action: 'client.secret_rotate', outcome: 'success', actor: 'cli', target: rotated.client_id, details: { overlap_seconds: overlap } }),
+      );
       return {
         json: r,
         text: `client_id:     ${r.client_id}\nclient_secret: ${r.client_secret}\n${r.previous_secret_valid_until ? `The previous secret works until ${r.previous_secret_valid_until}.` : 'The previous secret no longer works.'}`,
@@ -84,8 +91,10 @@ export const clientCommands: Command[] = [
     options: { 'client-id': { type: 'string' } },
     async run(ctx, v) {
       if (!v['client-id']) throw new GatehouseError('VALIDATION', '--client-id is required');
-      await deleteClient(ctx.db.kysely, v['client-id']);
-      await ctx.audit({ action: 'client.delete', outcome: 'success', actor: 'cli', target: v['client-id'], details: {} });
+      await ctx.change(
+        (trx) => deleteClient(trx, v['client-id']),
+        () => ({ action: 'client.delete', outcome: 'success', actor: 'cli', target: v['client-id'], details: {} }),
+      );
       return { json: { ok: true, client_id: v['client-id'] }, text: `deleted ${v['client-id']}` };
     },
   },

@@ -6,7 +6,10 @@ import { openDatabase, type Db } from '../db/connect.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { assertMasterKeyOpens, type KeyPolicy, type SigningAlg } from '../keys/keys.service.ts';
 import { MAX_SIGNED_LIFETIME } from '../oidc/provider.ts';
-import type { AuditSink } from '../audit/sink.ts';
+import type { Transaction } from 'kysely';
+import type { AuditEventInput, AuditSink } from '../audit/sink.ts';
+import type { Database } from '../db/schema.ts';
+import { inTransaction } from '../db/transaction.ts';
 import { appendAudit } from '../audit/audit.service.ts';
 
 export interface CliContext {
@@ -16,6 +19,8 @@ export interface CliContext {
   keyPolicy: KeyPolicy;
   /** Record what the command changed in the audit log. */
   audit: AuditSink;
+  /** Make a change and record it in one transaction: both commit, or neither. */
+  change<T>(work: (trx: Transaction<Database>) => Promise<T>, event: (result: T) => AuditEventInput): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -39,6 +44,12 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
     audit: async (event) => {
       await appendAudit(db.kysely, event);
     },
+    change: (work, event) =>
+      inTransaction(db.kysely, async (trx) => {
+        const result = await work(trx);
+        await appendAudit(trx, event(result)); // last: it takes the audit append lock
+        return result;
+      }),
     close: () => db.close(),
   };
 }

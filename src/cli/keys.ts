@@ -1,5 +1,5 @@
 import { ensureKeys, listKeys, rotateKeys } from '../keys/keys.service.ts';
-import type { Command } from './main.ts';
+import type { Command } from './command.ts';
 
 export const keyCommands: Command[] = [
   {
@@ -18,8 +18,10 @@ export const keyCommands: Command[] = [
     summary: 'promote the next keys to current now (--force: even if verifiers may not know them yet)',
     options: { force: { type: 'boolean' } },
     async run(ctx, v) {
-      const rotated = await rotateKeys(ctx.db.kysely, ctx.sealer, ctx.keyPolicy, { force: !!v.force });
-      await ctx.audit({ action: 'key.rotate', outcome: 'success', actor: 'cli', target: null, details: { forced: !!v.force, rotated } });
+      const rotated = await ctx.change(
+        (trx) => rotateKeys(trx, ctx.sealer, ctx.keyPolicy, { force: !!v.force }),
+        (r) => ({ action: 'key.rotate', outcome: 'success', actor: 'cli', target: null, details: { forced: !!v.force, rotated: r } }),
+      );
       return { json: { ok: true, rotated }, text: rotated.map((r) => `${r.alg}: current ${r.current} (was ${r.retired}), next ${r.next}`).join('\n') };
     },
   },

@@ -1,26 +1,14 @@
 // The `gatehouse` command line (DESIGN.md, "Command-line contract"). With --json a command prints
 // one JSON object on stdout and nothing else; errors go to stderr with a non-zero exit.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isGatehouseError } from '../errors.ts';
+import { parseArgs } from 'node:util';
+import { isExposed, isGatehouseError } from '../errors.ts';
+import type { Command } from './command.ts';
 import { openContext, type CliContext } from './context.ts';
 import { clientCommands } from './clients.ts';
 import { keyCommands } from './keys.ts';
 import { userCommands } from './users.ts';
 import { auditCommands } from './audit.ts';
 import { migrateToLatest } from '../db/migrate.ts';
-
-export interface Command {
-  /** e.g. "clients create" */
-  name: string;
-  summary: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  /** A command whose output is a finding, not an error (a failed audit verify), sets exitCode and may say why on stderr. */
-  run(ctx: CliContext, values: Record<string, any>): Promise<{ json: unknown; text: string; exitCode?: number; stderr?: string }>;
-}
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 const migrate: Command = {
   name: 'migrate',
@@ -64,10 +52,9 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     if (result.stderr) err.write(`gatehouse ${command.name}: ${result.stderr}\n`);
     return result.exitCode ?? 0;
   } catch (e) {
-    const error = e as Error;
-    const shown = isGatehouseError(e) || ['UsageError', 'ConfigError', 'DataDirInUseError', 'DatabaseUnavailableError', 'MigrationError', 'SealError'].includes(error?.name);
-    err.write(`gatehouse ${command.name}: ${shown ? error.message : 'internal error: ' + (error?.message ?? String(e))}\n`);
-    return isGatehouseError(e) || error?.name === 'UsageError' ? 2 : 1;
+    err.write(`gatehouse ${command.name}: ${isExposed(e) ? e.message : 'internal error: ' + ((e as Error)?.message ?? String(e))}\n`);
+    // 2: the request was refused (as for a usage error); 1: the environment or Gatehouse failed.
+    return isGatehouseError(e) ? 2 : 1;
   } finally {
     await ctx?.close();
   }

@@ -1,7 +1,7 @@
 import { disableAccount, enableAccount, findAccountByEmail, listAccounts, setRole } from '../accounts/accounts.service.ts';
 import { createInvitation } from '../accounts/invitations.ts';
 import { GatehouseError } from '../errors.ts';
-import type { Command } from './main.ts';
+import type { Command } from './command.ts';
 import type { CliContext } from './context.ts';
 
 async function byEmail(ctx: CliContext, email: unknown) {

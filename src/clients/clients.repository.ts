@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, type Transaction, sql } from 'kysely';
 import type { ClientRow, ClientUpdate, Database, NewClient } from '../db/schema.ts';
 
 type Q = Kysely<Database> | Transaction<Database>;
@@ -23,4 +23,9 @@ export async function updateClient(db: Q, clientId: string, changes: ClientUpdat
 export async function deleteClient(db: Q, clientId: string): Promise<boolean> {
   const res = await db.deleteFrom('client').where('client_id', '=', clientId).executeTakeFirst();
   return Number(res.numDeletedRows) === 1;
+}
+
+/** A deleted client's grants, refresh tokens and unused codes go with it. */
+export async function deleteClientGrants(db: Q, clientId: string): Promise<void> {
+  await db.deleteFrom('oidc_payload').where('model', 'in', ['Grant', 'RefreshToken', 'AuthorizationCode']).where(sql<string>`payload->>'clientId'`, '=', clientId).execute();
 }

@@ -1,12 +1,12 @@
 // Service clients (client credentials) and browser applications (code + PKCE), as DESIGN.md
 // "Service clients" and the command-line contract describe them.
 import ipaddr from 'ipaddr.js';
-import { type Kysely, sql } from 'kysely';
 import { z } from 'zod';
 import { isPermission, isRole } from '../authz/model.ts';
 import { bumpVersion } from '../db/change-feed.ts';
-import type { ClientRow, Database } from '../db/schema.ts';
-import { GatehouseError } from '../errors.ts';
+import { inTransaction, type Q } from '../db/transaction.ts';
+import type { ClientRow } from '../db/schema.ts';
+import { GatehouseError, parseOrThrow } from '../errors.ts';
 import * as repo from './clients.repository.ts';
 import { hashClientSecret, newClientId, newClientSecret } from './secret.ts';
 
@@ -72,22 +72,14 @@ const createSchema = z
 
 export type CreateClientInput = z.input<typeof createSchema>;
 
-export function validationError(err: z.ZodError): GatehouseError {
-  const issue = err.issues[0]!;
-  const field = issue.path.join('.') || 'input';
-  return new GatehouseError('VALIDATION', `${field}: ${issue.message}`, { field });
-}
-
 export interface CreatedClient {
   client_id: string;
   /** Shown once; Gatehouse keeps only its hash. Absent for public clients and key-based auth. */
   client_secret?: string;
 }
 
-export async function createClient(db: Kysely<Database>, input: CreateClientInput): Promise<CreatedClient> {
-  const parsed = createSchema.safeParse(input);
-  if (!parsed.success) throw validationError(parsed.error);
-  const v = parsed.data;
+export async function createClient(db: Q, input: CreateClientInput): Promise<CreatedClient> {
+  const v = parseOrThrow(createSchema, input);
   const kind = v.grants.includes('client_credentials') ? 'service' : 'browser';
   const clientId = newClientId(kind);
   const secret = v.auth === 'client_secret_basic' ? newClientSecret() : undefined;
@@ -101,7 +93,7 @@ export async function createClient(db: Kysely<Database>, input: CreateClientInpu
   if (v.postLogoutRedirectUris.length) metadata.post_logout_redirect_uris = v.postLogoutRedirectUris;
   if (v.jwks) metadata.jwks = v.jwks;
   if (v.tlsSubjectDn) metadata.tls_client_auth_subject_dn = v.tlsSubjectDn;
-  await db.transaction().execute(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await repo.insertClient(trx, {
       client_id: clientId,
       name: v.name,
@@ -148,11 +140,11 @@ export function summarize(row: ClientRow): ClientSummary {
   };
 }
 
-export async function listClients(db: Kysely<Database>): Promise<ClientSummary[]> {
+export async function listClients(db: Q): Promise<ClientSummary[]> {
   return (await repo.listClients(db)).map(summarize);
 }
 
-async function mustFind(db: Kysely<Database>, clientId: string): Promise<ClientRow> {
+async function mustFind(db: Q, clientId: string): Promise<ClientRow> {
   const row = typeof clientId === 'string' && clientId.length <= 200 ? await repo.findClient(db, clientId) : undefined;
   if (!row) throw new GatehouseError('NOT_FOUND', `no client with id ${JSON.stringify(String(clientId).slice(0, 200))}`);
   return row;
@@ -162,12 +154,12 @@ async function mustFind(db: Kysely<Database>, clientId: string): Promise<ClientR
  * A new secret, shown once. The old one keeps working for `overlapSeconds` (0: revoked now),
  * so services can be rolled over one at a time.
  */
-export async function rotateClientSecret(db: Kysely<Database>, clientId: string, overlapSeconds = DEFAULT_SECRET_OVERLAP_SECONDS): Promise<{ client_id: string; client_secret: string; previous_secret_valid_until: string | null }> {
+export async function rotateClientSecret(db: Q, clientId: string, overlapSeconds = DEFAULT_SECRET_OVERLAP_SECONDS): Promise<{ client_id: string; client_secret: string; previous_secret_valid_until: string | null }> {
   const row = await mustFind(db, clientId);
   if (!row.secret_hash) throw new GatehouseError('VALIDATION', `client ${clientId} does not authenticate with a secret`);
   const secret = newClientSecret();
   const until = overlapSeconds > 0 ? new Date(Date.now() + overlapSeconds * 1000) : null;
-  await db.transaction().execute(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await repo.updateClient(trx, clientId, {
       secret_hash: hashClientSecret(secret),
       previous_secret_hash: until ? row.secret_hash : null,
@@ -178,12 +170,11 @@ export async function rotateClientSecret(db: Kysely<Database>, clientId: string,
   return { client_id: clientId, client_secret: secret, previous_secret_valid_until: until?.toISOString() ?? null };
 }
 
-export async function deleteClient(db: Kysely<Database>, clientId: string): Promise<void> {
+export async function deleteClient(db: Q, clientId: string): Promise<void> {
   await mustFind(db, clientId);
-  await db.transaction().execute(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await repo.deleteClient(trx, clientId);
-    // A deleted client's grants and refresh tokens go with it.
-    await trx.deleteFrom('oidc_payload').where('model', 'in', ['Grant', 'RefreshToken', 'AuthorizationCode']).where(sql<string>`payload->>'clientId'`, '=', clientId).execute();
+    await repo.deleteClientGrants(trx, clientId);
     await bumpVersion(trx, 'clients');
   });
 }

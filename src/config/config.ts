@@ -2,6 +2,7 @@
 // fast with a message naming the variable (DESIGN.md, "Configuration": the names are a contract).
 import path from 'node:path';
 import { z } from 'zod';
+import { ConfigError, describeZodError } from '../errors.ts';
 
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -50,9 +51,6 @@ export interface Config {
   logLevel: string;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 function checkUrl(name: string, value: string): URL {
   let url: URL;
@@ -72,8 +70,7 @@ function checkUrl(name: string, value: string): URL {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`${String(issue.path[0])}: ${issue.message}`);
+    throw new ConfigError(describeZodError(parsed.error).message);
   }
   const e = parsed.data;
   const issuer = (e.GATEHOUSE_ISSUER || `http://localhost:${e.PORT}`).replace(/\/$/, '');

@@ -1,6 +1,7 @@
 // AES-256-GCM under the master key. The context (for example "signing_key:<kid>") is bound as
 // additional data, so a sealed value copied into another row or column does not open there.
 import crypto from 'node:crypto';
+import { SealError } from '../errors.ts';
 
 const VERSION = 'v1';
 
@@ -9,9 +10,6 @@ export interface Sealer {
   open(sealed: string, context: string): Buffer;
 }
 
-export class SealError extends Error {
-  override name = 'SealError';
-}
 
 export function createSealer(masterKey: Buffer): Sealer {
   if (masterKey.length !== 32) throw new SealError('master key must be 32 bytes');

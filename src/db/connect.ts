@@ -6,6 +6,7 @@ import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
+import { DatabaseUnavailableError } from '../errors.ts';
 
 export type Dialect = 'postgres' | 'pglite';
 
@@ -64,6 +65,3 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   return () => (done ??= fn());
 }
 
-export class DatabaseUnavailableError extends Error {
-  override name = 'DatabaseUnavailableError';
-}

@@ -2,10 +2,8 @@
 // A lock file holding the owner's pid lets a second process say clearly who holds it.
 import fs from 'node:fs';
 import path from 'node:path';
+import { DataDirInUseError } from '../errors.ts';
 
-export class DataDirInUseError extends Error {
-  override name = 'DataDirInUseError';
-}
 
 function alive(pid: number): boolean {
   try {

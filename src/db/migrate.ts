@@ -3,10 +3,8 @@
 import { Migrator } from 'kysely/migration';
 import { migrations } from '../../migrations/index.ts';
 import type { Db } from './connect.ts';
+import { MigrationError } from '../errors.ts';
 
-export class MigrationError extends Error {
-  override name = 'MigrationError';
-}
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
   const migrator = new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations } });

@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Context, Next } from 'koa';
-import { isGatehouseError, publicMessage } from '../errors.ts';
+import { isGatehouseError, OAUTH_ERROR, publicMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { errorView } from '../../views/error.ts';
 import { routeGroup, type Metrics } from './metrics.ts';
@@ -44,7 +44,7 @@ export function requestMiddleware(deps: { log: Logger; metrics: Metrics }) {
         ctx.type = 'html';
         ctx.body = errorView({ title: known ? 'Request refused' : 'Something went wrong', message: known ? message : 'An internal error occurred.', requestId });
       } else {
-        ctx.body = { error: known ? err.code.toLowerCase() : 'server_error', error_description: message };
+        ctx.body = { error: known ? OAUTH_ERROR[err.code] : 'server_error', error_description: message };
       }
     } finally {
       const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;

@@ -13,6 +13,11 @@ export function allKeys(db: Q): Promise<SigningKeyRow[]> {
   return db.selectFrom('signing_key').selectAll().orderBy('created_at').execute();
 }
 
+/** One key whose private part is still stored, to check that the master key opens it. */
+export function anySealedKey(db: Q): Promise<Pick<SigningKeyRow, 'kid' | 'private_jwk_sealed'> | undefined> {
+  return db.selectFrom('signing_key').select(['kid', 'private_jwk_sealed']).where('private_jwk_sealed', '!=', '').limit(1).executeTakeFirst();
+}
+
 export function keyInState(db: Q, alg: string, state: KeyState): Promise<SigningKeyRow | undefined> {
   return db.selectFrom('signing_key').selectAll().where('alg', '=', alg).where('state', '=', state).executeTakeFirst();
 }

@@ -6,10 +6,11 @@
 //  - a retired key stays published until every token it signed has expired.
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Kysely } from 'kysely';
-import { SealError, type Sealer } from '../crypto/seal.ts';
+import type { Sealer } from '../crypto/seal.ts';
 import { bumpVersion } from '../db/change-feed.ts';
+import { inTransaction, type Q } from '../db/transaction.ts';
 import type { Database, SigningKeyRow } from '../db/schema.ts';
-import { GatehouseError } from '../errors.ts';
+import { GatehouseError, SealError } from '../errors.ts';
 import * as repo from './keys.repository.ts';
 
 export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256' | 'PS256';
@@ -52,8 +53,8 @@ async function newKey(alg: SigningAlg, sealer: Sealer) {
 }
 
 /** First start: make sure every algorithm has a current and a next key. Safe to race. */
-export async function ensureKeys(db: Kysely<Database>, sealer: Sealer, policy: KeyPolicy, now = new Date()): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
+export async function ensureKeys(db: Q, sealer: Sealer, policy: KeyPolicy, now = new Date()): Promise<boolean> {
+  return inTransaction(db, async (trx) => {
     await repo.lockKeys(trx);
     let changed = false;
     for (const alg of policy.algs) {
@@ -83,10 +84,10 @@ export interface RotationResult {
  * Refused while the next key is younger than the JWKS cache lifetime, unless forced (a
  * compromised key): then verifiers with a cached JWKS refetch on the unknown kid.
  */
-export async function rotateKeys(db: Kysely<Database>, sealer: Sealer, policy: KeyPolicy, opts: { force?: boolean; now?: Date } = {}): Promise<RotationResult[]> {
+export async function rotateKeys(db: Q, sealer: Sealer, policy: KeyPolicy, opts: { force?: boolean; now?: Date } = {}): Promise<RotationResult[]> {
   const now = opts.now ?? new Date();
   await ensureKeys(db, sealer, policy, now);
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     await repo.lockKeys(trx);
     const results: RotationResult[] = [];
     for (const alg of policy.algs) {
@@ -152,7 +153,7 @@ export interface KeyInfo {
   published_until: string | null;
 }
 
-export async function listKeys(db: Kysely<Database>): Promise<KeyInfo[]> {
+export async function listKeys(db: Q): Promise<KeyInfo[]> {
   const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
   return (await repo.allKeys(db)).map((k) => ({
     kid: k.kid,
@@ -172,7 +173,7 @@ export { eraseExpiredKeys } from './keys.repository.ts';
  * would seal new keys that no instance with the right key can read.
  */
 export async function assertMasterKeyOpens(db: Kysely<Database>, sealer: Sealer): Promise<void> {
-  const row = await db.selectFrom('signing_key').select(['kid', 'private_jwk_sealed']).where('private_jwk_sealed', '!=', '').limit(1).executeTakeFirst();
+  const row = await repo.anySealedKey(db);
   if (!row) return;
   try {
     sealer.open(row.private_jwk_sealed, sealContext(row.kid));

@@ -1,9 +1,25 @@
 // The audit log: filters, the chain's verification, events newest first, older pages.
 import { html } from '../../src/http/html.ts';
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../../src/audit/actions.ts';
-import type { AuditEvent } from '../../src/audit/audit.service.ts';
-import type { VerifyResult } from '../../src/audit/verify.ts';
 import { adminLayout, when, type AdminFrame } from './layout.ts';
+
+/** One audit event as the page lists it. */
+export interface AuditEventView {
+  seq: number;
+  time: string;
+  actor: string;
+  ip: string | null;
+  action: string;
+  target: string | null;
+  outcome: string;
+  requestId: string | null;
+  details: Record<string, unknown>;
+}
+
+/** The chain check's result, as the page reports it. */
+export type AuditCheckView =
+  | { ok: true; events: number; checkpoints: number; lastCheckpointSeq: number | null }
+  | { ok: false; events: number; firstBadSeq: number; reason: string };
 
 export interface AuditFilter {
   action: string;
@@ -11,7 +27,7 @@ export interface AuditFilter {
   outcome: string;
 }
 
-export function auditPage(f: AdminFrame, p: { events: AuditEvent[]; filter: AuditFilter; verify: VerifyResult; olderHref: string | null; newestHref: string | null; error?: string | null }): string {
+export function auditPage(f: AdminFrame, p: { events: AuditEventView[]; filter: AuditFilter; verify: AuditCheckView; olderHref: string | null; newestHref: string | null; error?: string | null }): string {
   const v = p.verify;
   return adminLayout(f, {
     title: 'Audit log',

@@ -1,8 +1,21 @@
 // Service clients and browser applications: the list, the form to create one, secrets shown once.
 import { html } from '../../src/http/html.ts';
 import { ROLES } from '../../src/authz/model.ts';
-import type { ClientSummary } from '../../src/clients/clients.service.ts';
 import { adminLayout, when, type AdminFrame } from './layout.ts';
+
+/** One client as the page lists it: never its secret or its hash. */
+export interface ClientView {
+  client_id: string;
+  name: string;
+  kind: string;
+  grants: string[];
+  auth: string;
+  roles: string[];
+  permissions: string[];
+  allowed_cidrs: string[];
+  redirect_uris: string[];
+  created_at: string;
+}
 
 export interface ClientForm {
   name: string;
@@ -28,7 +41,7 @@ const AUTH_LABELS: Record<string, string> = {
 
 const list = (items: string[]) => (items.length ? items.map((x) => html`<code>${x}</code> `) : html`<span class="muted">—</span>`);
 
-export function clientsPage(f: AdminFrame, p: { clients: ClientSummary[]; builtIn: readonly string[]; form: ClientForm; notice?: string | null; error?: string | null }): string {
+export function clientsPage(f: AdminFrame, p: { clients: ClientView[]; builtIn: readonly string[]; form: ClientForm; notice?: string | null; error?: string | null }): string {
   const csrf = html`<input type="hidden" name="_csrf" value="${f.csrf}">`;
   const rows = p.clients.map((c) => {
     const builtIn = p.builtIn.includes(c.client_id);

@@ -1,9 +1,19 @@
 // Signing keys and their states; rotate now.
 import { html } from '../../src/http/html.ts';
-import type { KeyInfo } from '../../src/keys/keys.service.ts';
 import { adminLayout, when, type AdminFrame } from './layout.ts';
 
-export function keysPage(f: AdminFrame, p: { keys: KeyInfo[]; jwksMaxAgeSeconds: number; notice?: string | null; error?: string | null }): string {
+/** A signing key's public facts: never its private part. */
+export interface KeyView {
+  kid: string;
+  alg: string;
+  state: string;
+  created_at: string;
+  activated_at: string | null;
+  retired_at: string | null;
+  published_until: string | null;
+}
+
+export function keysPage(f: AdminFrame, p: { keys: KeyView[]; jwksMaxAgeSeconds: number; notice?: string | null; error?: string | null }): string {
   const order = { current: 0, next: 1, retired: 2 } as Record<string, number>;
   const keys = [...p.keys].sort((a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3) || a.alg.localeCompare(b.alg) || b.created_at.localeCompare(a.created_at));
   return adminLayout(f, {

@@ -3,14 +3,14 @@
 // stylesheet, readable on a phone (tables turn into cards; see the end of gatehouse.css).
 import { html, type Html } from '../../src/http/html.ts';
 import { documentHead } from '../layout.ts';
-import type { AdminAccess } from '../../src/admin/access.ts';
 
 export interface AdminFrame {
   nonce: string;
   csrf: string;
   email: string;
   role: string;
-  access: AdminAccess;
+  /** The parts of the console this person may use. */
+  access: { manage: boolean; audit: boolean };
   /** The sign-in is older than changes allow: say so before the person fills a form. */
   stale: boolean;
 }

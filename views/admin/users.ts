@@ -1,9 +1,26 @@
 // People: the list with search, the invitation form, one person's page, and the links shown once.
 import { html, type Html } from '../../src/http/html.ts';
 import { ROLES } from '../../src/authz/model.ts';
-import type { Account, AccountListItem } from '../../src/accounts/accounts.service.ts';
-import type { FactorSummary } from '../../src/mfa/factors.ts';
 import { adminLayout, when, type AdminFrame } from './layout.ts';
+
+/** A person's second factors, as counted for the pages. */
+export interface FactorCounts {
+  totp: boolean;
+  passkeys: number;
+  backup_codes_left: number;
+}
+
+/** One person as the pages show them. */
+export interface UserView {
+  id: string;
+  email: string;
+  role: string;
+  permissions: readonly string[];
+  status: string;
+  has_password: boolean;
+  last_sign_in_at: Date | string | null;
+  created_at: Date | string;
+}
 
 export interface UserFilter {
   q: string;
@@ -15,7 +32,7 @@ function options(values: readonly string[], selected: string, any?: string): Htm
   return html`${any !== undefined ? html`<option value=""${selected === '' ? html` selected` : ''}>${any}</option>` : ''}${values.map((v) => html`<option value="${v}"${v === selected ? html` selected` : ''}>${v}</option>`)}`;
 }
 
-export function factorsText(f: FactorSummary): string {
+export function factorsText(f: FactorCounts): string {
   const parts: string[] = [];
   if (f.totp) parts.push('authenticator app');
   if (f.passkeys) parts.push(`${f.passkeys} passkey${f.passkeys === 1 ? '' : 's'}`);
@@ -23,7 +40,7 @@ export function factorsText(f: FactorSummary): string {
   return parts.length ? parts.join(', ') : 'none';
 }
 
-export function usersPage(f: AdminFrame, p: { users: AccountListItem[]; total: number; filter: UserFilter; notice?: string | null }): string {
+export function usersPage(f: AdminFrame, p: { users: Array<UserView & { factors: FactorCounts }>; total: number; filter: UserFilter; notice?: string | null }): string {
   const rows = p.users.map(
     (u) => html`<tr>
 <td data-label="Email"><a href="/admin/users/${u.id}">${u.email}</a></td>
@@ -87,7 +104,7 @@ export function linkOncePage(f: AdminFrame, p: { title: string; intro: Html; url
   });
 }
 
-export function userPage(f: AdminFrame, p: { user: Account; factors: FactorSummary; permissionsText?: string; notice?: string | null; error?: string | null; self: boolean }): string {
+export function userPage(f: AdminFrame, p: { user: UserView; factors: FactorCounts; permissionsText?: string; notice?: string | null; error?: string | null; self: boolean }): string {
   const u = p.user;
   const action = (path: string) => `/admin/users/${u.id}/${path}`;
   const csrf = html`<input type="hidden" name="_csrf" value="${f.csrf}">`;

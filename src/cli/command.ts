@@ -1,0 +1,13 @@
+// One command of the `gatehouse` command line. Its own module, so that main.ts and each command
+// file import it without importing one another.
+import type { ParseArgsConfig } from 'node:util';
+import type { CliContext } from './context.ts';
+
+export interface Command {
+  /** e.g. "clients create" */
+  name: string;
+  summary: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  /** A command whose output is a finding, not an error (a failed audit verify), sets exitCode and may say why on stderr. */
+  run(ctx: CliContext, values: Record<string, any>): Promise<{ json: unknown; text: string; exitCode?: number; stderr?: string }>;
+}
