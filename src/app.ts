@@ -21,6 +21,7 @@ import { createMetrics, type Metrics } from './http/metrics.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { bodyLimit, requestMiddleware } from './http/request.ts';
 import { listen, withTokenFastPath, type Listening } from './http/server.ts';
+import { assertClientCertificateTrust } from './http/client-cert-trust.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
 import { staticRoutes } from './http/static.ts';
@@ -176,7 +177,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const derive = (label: string) => Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
   const csrf = createCsrf({ key: derive('gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
-  healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics });
+  healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics, metricsToken: config.metricsToken });
   const rp = relyingPartyFor(config.issuer);
   const backupCodeKey = deriveBackupCodeKey(masterKey);
   signInRoutes(router, { db: db.kysely, provider: () => provider, csrf, bruteForce: createBruteForce(db), rp, sealer, backupCodeKey, audit });
@@ -237,6 +238,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     },
     async listen() {
       const handler = withTokenFastPath({ config, log, metrics, https: isHttps }, app.callback(), () => callback);
+      await assertClientCertificateTrust(config, db.kysely);
       listening = await listen(config, handler);
       return { url: listening.url, server: listening.server };
     },

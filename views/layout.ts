@@ -7,7 +7,7 @@ export function documentHead(opts: { title: string; scripts?: string[]; nonce?: 
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${opts.title}</title>
 <link rel="stylesheet" href="/static/gatehouse.css">
 ${(opts.scripts ?? []).map((src) => html`<script src="${src}" nonce="${opts.nonce ?? ''}" defer></script>`)}

@@ -27,6 +27,11 @@ const schema = z.object({
   GATEHOUSE_TLS_CERT_FILE: z.string().optional(),
   GATEHOUSE_TLS_KEY_FILE: z.string().optional(),
   GATEHOUSE_TLS_CA_FILE: z.string().optional(),
+  // A bearer secret for /metrics: long and random, or not at all (then /metrics answers loopback only).
+  GATEHOUSE_METRICS_TOKEN: z
+    .string()
+    .optional()
+    .refine((v) => !v || (v.length >= 32 && /^[\x21-\x7e]+$/.test(v)), 'GATEHOUSE_METRICS_TOKEN must be at least 32 printable characters without spaces'),
   GATEHOUSE_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1 << 20).default(16 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -48,6 +53,8 @@ export interface Config {
   trustProxy: boolean;
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   maxBodyBytes: number;
+  /** Bearer token that opens /metrics; null: /metrics answers direct loopback clients only. */
+  metricsToken: string | null;
   logLevel: string;
 }
 
@@ -108,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? { certFile: e.GATEHOUSE_TLS_CERT_FILE, keyFile: e.GATEHOUSE_TLS_KEY_FILE!, caFile: e.GATEHOUSE_TLS_CA_FILE || null }
       : null,
     maxBodyBytes: e.GATEHOUSE_MAX_BODY_BYTES,
+    metricsToken: e.GATEHOUSE_METRICS_TOKEN || null,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,9 +1,10 @@
 import type Router from '@koa/router';
 import { sql } from 'kysely';
 import type { Db } from '../db/connect.ts';
+import { metricsAccess } from './metrics-access.ts';
 import type { Metrics } from './metrics.ts';
 
-export function healthRoutes(router: Router, deps: { db: Db; ready: () => boolean; metrics: Metrics }): void {
+export function healthRoutes(router: Router, deps: { db: Db; ready: () => boolean; metrics: Metrics; metricsToken: string | null }): void {
   // Liveness: the process answers. Nothing else, so a database outage does not get it restarted.
   router.get('/healthz', (ctx) => {
     ctx.set('cache-control', 'no-store');
@@ -26,6 +27,13 @@ export function healthRoutes(router: Router, deps: { db: Db; ready: () => boolea
   });
   router.get('/metrics', async (ctx) => {
     ctx.set('cache-control', 'no-store');
+    const access = metricsAccess(ctx, deps.metricsToken);
+    if (access !== 'allowed') {
+      ctx.status = access === 'unauthenticated' ? 401 : 403;
+      if (access === 'unauthenticated') ctx.set('www-authenticate', 'Bearer realm="gatehouse-metrics"');
+      ctx.body = { error: access === 'unauthenticated' ? 'unauthorized' : 'forbidden' };
+      return;
+    }
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();
   });

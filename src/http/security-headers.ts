@@ -37,6 +37,17 @@ export function allowFormRedirectTo(res: ServerResponse, nonce: string, urls: Ar
   res.setHeader('Content-Security-Policy', contentSecurityPolicy(nonce, origins));
 }
 
+// Powerful features no Gatehouse page uses are denied to the page and to anything it could embed;
+// WebAuthn stays allowed for Gatehouse's own origin, where passkeys are enrolled and used
+// (W3C Permissions Policy; OWASP Secure Headers Project).
+export const PERMISSIONS_POLICY = [
+  'accelerometer=()', 'ambient-light-sensor=()', 'autoplay=()', 'bluetooth=()', 'browsing-topics=()', 'camera=()', 'display-capture=()',
+  'encrypted-media=()', 'fullscreen=()', 'geolocation=()', 'gyroscope=()', 'hid=()', 'idle-detection=()', 'local-fonts=()',
+  'magnetometer=()', 'microphone=()', 'midi=()', 'payment=()', 'picture-in-picture=()', 'screen-wake-lock=()', 'serial=()',
+  'usb=()', 'xr-spatial-tracking=()', 'clipboard-read=()', 'clipboard-write=()',
+  'publickey-credentials-get=(self)', 'publickey-credentials-create=(self)',
+].join(', ');
+
 export function securityHeaders(opts: { https: boolean }) {
   return async function headers(ctx: Context, next: Next) {
     const nonce = crypto.randomBytes(16).toString('base64');
@@ -48,6 +59,10 @@ export function securityHeaders(opts: { https: boolean }) {
     // another origin, would be blocked by 'self'. Those responses widen it (see the
     // interaction routes); everything else keeps 'self'.
     res.setHeader('Content-Security-Policy', contentSecurityPolicy(nonce));
+    res.setHeader('Permissions-Policy', PERMISSIONS_POLICY);
+    // Gatehouse's own forms carry their origin (the CSRF check refuses `Origin: null`, which
+    // no-referrer would make browsers send); other sites still get no Referer at all.
+    res.setHeader('Referrer-Policy', 'same-origin');
     await next();
   };
 }

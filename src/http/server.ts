@@ -45,8 +45,9 @@ export async function listen(config: Config, handler: Handler): Promise<Listenin
           key: fs.readFileSync(config.tls.keyFile),
           ...(config.tls.caFile ? { ca: fs.readFileSync(config.tls.caFile) } : {}),
           minVersion: 'TLSv1.3',
-          // Ask for a client certificate (tls_client_auth) without requiring one.
-          requestCert: true,
+          // Ask for a client certificate (tls_client_auth) without requiring one, and only when a CA
+          // of our own is configured: never chain client certificates to public roots.
+          requestCert: !!config.tls.caFile,
           rejectUnauthorized: false,
         },
         handler,

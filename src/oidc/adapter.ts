@@ -7,7 +7,7 @@
 //    the grant (RFC 9700 §4.14.2, OAuth 2.1 §4.1.3).
 import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientCache } from '../clients/client-cache.ts';
 import type { Database } from '../db/schema.ts';
 
@@ -114,8 +114,23 @@ export class KyselyAdapter implements Adapter {
     return this.#findWhere('user_code', userCode);
   }
 
+  // oidc-provider reads `consumed` before it calls consume(), so two requests with one refresh
+  // token or code can both see it unused. Only the UPDATE that finds the row unconsumed wins; every
+  // other caller is treated as reuse (RFC 9700 §4.14.2, RFC 6749 §4.1.2): the whole grant is
+  // revoked, as oidc-provider does when it sees `consumed`, and the request answers invalid_grant.
   async consume(id: string): Promise<void> {
-    await this.#db.updateTable('oidc_payload').set({ consumed_at: new Date() }).where('model', '=', this.model).where('id', '=', storedId(this.model, id)).execute();
+    const key = storedId(this.model, id);
+    const res = await this.#db
+      .updateTable('oidc_payload')
+      .set({ consumed_at: new Date() })
+      .where('model', '=', this.model)
+      .where('id', '=', key)
+      .where('consumed_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 1) return;
+    const row = await this.#db.selectFrom('oidc_payload').select('grant_id').where('model', '=', this.model).where('id', '=', key).executeTakeFirst();
+    if (row?.grant_id) await this.revokeByGrantId(row.grant_id);
+    throw new errors.InvalidGrant(`${this.model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
   }
 
   async destroy(id: string): Promise<void> {

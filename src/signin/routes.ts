@@ -38,10 +38,13 @@ export interface SignInDeps {
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-/** The brute-force key of an account: its normalized email, or a stand-in for a malformed one. */
+/**
+ * The brute-force key of an account: a hash of its normalized email, or a stand-in for a malformed
+ * one. Hashed so that a 254-octet address still fits the rate-limit key column (varchar 255).
+ */
 export function accountKey(email: unknown): string {
   try {
-    return `email:${normalizeEmail(email)}`;
+    return `email:${crypto.createHash('sha256').update(normalizeEmail(email)).digest('base64url')}`;
   } catch {
     return `invalid:${crypto.createHash('sha256').update(String(email).slice(0, 1000)).digest('base64url')}`;
   }

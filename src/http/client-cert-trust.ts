@@ -1,0 +1,22 @@
+// tls_client_auth (RFC 8705 §2.1) trusts whatever CA chain the TLS listener accepts. Without
+// GATEHOUSE_TLS_CA_FILE, Node would verify client certificates against its bundled public roots,
+// and anyone able to buy a certificate with a matching subject DN from any public CA would
+// authenticate as the client. Gatehouse refuses to start in that configuration.
+import { sql, type Kysely } from 'kysely';
+import { ConfigError, type Config } from '../config/config.ts';
+import type { Database } from '../db/schema.ts';
+
+export async function assertClientCertificateTrust(config: Config, db: Kysely<Database>): Promise<void> {
+  if (!config.tls || config.tls.caFile) return;
+  const row = await db
+    .selectFrom('client')
+    .select('client_id')
+    .where(sql<string>`metadata->>'token_endpoint_auth_method'`, '=', 'tls_client_auth')
+    .executeTakeFirst();
+  if (row) {
+    throw new ConfigError(
+      `GATEHOUSE_TLS_CA_FILE: client ${row.client_id} uses tls_client_auth, which needs the CA that issues client certificates; ` +
+        'without it client certificates would be checked against public roots. Set GATEHOUSE_TLS_CA_FILE or change the client.',
+    );
+  }
+}
