@@ -29,7 +29,7 @@ import { createCsrf } from './http/csrf.ts';
 import { createBruteForce } from './signin/brute-force.ts';
 import { signInRoutes } from './signin/routes.ts';
 import { enrollRoutes } from './enroll/routes.ts';
-import { accountRoutes, ensureAccountClient } from './account/routes.ts';
+import { accountRoutes, ensureAccountClient } from './self-service/routes.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { accountTokenClaimsHook, configurePeople, findAccountHook } from './signin/provider-hooks.ts';
 import { deleteExpiredFlows } from './signin/login-flow.ts';

@@ -1,6 +1,6 @@
 // The person's own page: password, factors, sessions.
 import { html, raw } from '../src/http/html.ts';
-import type { SessionInfo } from '../src/account/sessions.ts';
+import type { SessionInfo } from '../src/self-service/sessions.ts';
 import { layout } from './layout.ts';
 
 export interface AccountView {
