@@ -103,3 +103,24 @@ export async function deleteOidcRows(db: Q, accountId: string, exceptSessionId: 
   const rest = await query.executeTakeFirst();
   return Number(grants.numDeletedRows) + Number(rest.numDeletedRows);
 }
+
+/** A person's live oidc-provider sign-in sessions (model 'Session'). */
+export function listSessionRows(db: Q, accountId: string, now: Date) {
+  return db
+    .selectFrom('oidc_payload')
+    .select(['uid', 'payload', 'expires_at'])
+    .where('model', '=', 'Session')
+    .where(sql<string>`payload->>'accountId'`, '=', accountId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .execute();
+}
+
+export async function deleteSessionByUid(db: Q, accountId: string, uid: string): Promise<boolean> {
+  const res = await db
+    .deleteFrom('oidc_payload')
+    .where('model', '=', 'Session')
+    .where('uid', '=', uid)
+    .where(sql<string>`payload->>'accountId'`, '=', accountId)
+    .executeTakeFirst();
+  return Number(res.numDeletedRows) === 1;
+}
