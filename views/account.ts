@@ -1,7 +1,14 @@
 // The person's own page: password, factors, sessions.
 import { html, raw } from '../src/http/html.ts';
-import type { SessionInfo } from '../src/self-service/sessions.ts';
 import { layout } from './layout.ts';
+
+/** One sign-in session as the page lists it. */
+export interface AccountSessionView {
+  uid: string;
+  signedInAt: Date | null;
+  amr: string[];
+  current: boolean;
+}
 
 export interface AccountView {
   nonce: string;
@@ -12,7 +19,7 @@ export interface AccountView {
   totp: boolean;
   passkeys: Array<{ id: string; name: string; created_at: Date | string; last_used_at: Date | string | null }>;
   backupCodesLeft: number;
-  sessions: SessionInfo[];
+  sessions: AccountSessionView[];
   message?: string;
   error?: string;
 }
