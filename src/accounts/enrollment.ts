@@ -23,6 +23,12 @@ const ENROLLMENT_TTL_SECONDS = 3600;
 /** What the factor page shows: the TOTP seed to scan (kept across reloads), or "set a password first". */
 export type FactorStep = { ok: true; secretBase32: string; otpauthUrl: string; qrSvg: string } | { ok: false };
 
+/** The password page again, with why and the email as typed. */
+export interface PasswordRetry {
+  error: string;
+  email: string;
+}
+
 export interface Enrolled {
   account: Account;
   codes: string[];
@@ -88,7 +94,7 @@ export function enrollmentService(db: Db, factors: SecondFactors) {
     },
 
     /** The password step (and the email, for the first owner's invitation, which carries none). */
-    async choosePassword(inv: Invitation, body: { email?: unknown; password?: unknown }): Promise<{ ok: true } | { ok: false; error: string; email: string; status: number }> {
+    async choosePassword(inv: Invitation, body: { email?: unknown; password?: unknown }): Promise<{ ok: true } | ({ ok: false; status: number } & PasswordRetry)> {
       let email = inv.email;
       try {
         if (inv.email === FIRST_OWNER_EMAIL) email = normalizeEmail(body.email);

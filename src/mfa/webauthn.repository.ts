@@ -9,7 +9,14 @@ export type Ceremony = WebauthnChallengeTable['ceremony'];
 export type PasskeyRow = Selectable<WebauthnCredentialTable>;
 
 /** One live challenge per scope: starting again replaces the previous one. */
-export async function storeChallenge(db: Q, scope: string, row: { ceremony: Ceremony; challenge: string; account_id: string | null; expires_at: Date }): Promise<void> {
+export interface ChallengeRow {
+  ceremony: Ceremony;
+  challenge: string;
+  account_id: string | null;
+  expires_at: Date;
+}
+
+export async function storeChallenge(db: Q, scope: string, row: ChallengeRow): Promise<void> {
   await db.insertInto('webauthn_challenge').values({ id: scope, ...row }).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
 }
 

@@ -80,8 +80,10 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     page(ctx, d, signInPage({ ...pageContext(ctx), uid: d.uid, passkeyOnly: passkeyOnly(d), ...extra }), status);
   }
 
-  async function secondFactor(ctx: Context, d: Details, accountId: string, requested: string | undefined, error?: string, status = 200) {
-    const { method, summary: f } = await service.secondFactorPage(accountId, requested);
+  async function secondFactor(ctx: Context, d: Details, accountId: string, requested: string | undefined, retry?: { factor: CodeFactor; error: string }) {
+    const { method, summary: f } = await service.secondFactorPage(accountId, requested, retry?.factor);
+    const error = retry?.error;
+    const status = retry ? 401 : 200;
     page(ctx, d, secondFactorPage({ ...pageContext(ctx), uid: d.uid, method, hasTotp: f.totp, hasPasskey: f.passkeys > 0, hasBackupCodes: f.backup_codes_left > 0, ...(error ? { error } : {}) }), status);
   }
 
@@ -202,7 +204,7 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     const r = await service.verifyCode(factor, flow.accountId, (ctx.request.body as any)?.code);
     if (r.ok) return finish(ctx, d, flow.accountId, flow.email, [...flow.amr, ...factor.amr], `password+${factor.method}`);
     await failed(ctx, key, flow.accountId, factor.method, r.reason);
-    return secondFactor(ctx, d, flow.accountId, factor.id, r.message, 401);
+    return secondFactor(ctx, d, flow.accountId, undefined, { factor, error: r.message });
   }
 
   for (const factor of service.factors.codeFactors) router.post(`/interaction/:uid/${factor.path}`, (ctx) => codeStep(ctx, factor));

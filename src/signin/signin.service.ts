@@ -32,11 +32,16 @@ export function signInService(db: Kysely<Database>, factors: SecondFactors) {
       return flow ? { ...flow, email: await accountEmail(flow.accountId) } : null;
     },
 
-    /** What the second-factor page shows: the code factor asked for (if enrolled, else the first enrolled one) and what exists. */
-    async secondFactorPage(accountId: string, requested?: string) {
+    /**
+     * What the second-factor page shows: the code factor asked for (if enrolled, else the first
+     * enrolled one) and what exists. After a failed code, `retry` names the factor that failed.
+     */
+    async secondFactorPage(accountId: string, requested?: string, retry?: CodeFactor) {
       const summary = await factors.summary(db, accountId);
+      if (retry) return { method: retry.id, summary };
       const wanted = factors.codeFactors.find((f) => f.id === requested);
-      const method = wanted && wanted.describe(summary).enrolled ? wanted : (factors.codeFactors.find((f) => f.describe(summary).enrolled) ?? factors.codeFactors.at(-1)!);
+      const firstEnrolled = factors.codeFactors.find((f) => f.describe(summary).enrolled) ?? factors.codeFactors.at(-1)!;
+      const method = wanted && wanted.describe(summary).enrolled ? wanted : firstEnrolled;
       return { method: method.id, summary };
     },
 
