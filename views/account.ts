@@ -2,8 +2,8 @@
 import { html, raw } from '../src/http/html.ts';
 import { layout } from './layout.ts';
 
-/** One of the person's sign-in sessions, as the page lists it. */
-export interface SessionView {
+/** One sign-in session as the page lists it. */
+export interface AccountSessionView {
   uid: string;
   signedInAt: Date | null;
   amr: string[];
@@ -19,7 +19,7 @@ export interface AccountView {
   totp: boolean;
   passkeys: Array<{ id: string; name: string; created_at: Date | string; last_used_at: Date | string | null }>;
   backupCodesLeft: number;
-  sessions: SessionView[];
+  sessions: AccountSessionView[];
   message?: string;
   error?: string;
 }

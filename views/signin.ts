@@ -38,7 +38,7 @@ ${passkey}
   });
 }
 
-export function secondFactorPage(p: PageContext & { uid: string; method: 'totp' | 'backup'; hasTotp: boolean; hasPasskey: boolean; hasBackupCodes: boolean; error?: string }): string {
+export function secondFactorPage(p: PageContext & { uid: string; method: string; hasTotp: boolean; hasPasskey: boolean; hasBackupCodes: boolean; error?: string }): string {
   const totpForm = html`<form method="post" action="/interaction/${p.uid}/totp" novalidate>
 <input type="hidden" name="_csrf" value="${p.csrf}">
 <label for="code">Authentication code</label>

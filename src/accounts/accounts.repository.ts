@@ -1,5 +1,6 @@
 import { type Kysely, type Transaction, type Updateable, sql } from 'kysely';
 import type { AccountRow, AccountTable, Database } from '../db/schema.ts';
+import { factorColumns, toFactorSummary } from './factors.repository.ts';
 
 type Q = Kysely<Database> | Transaction<Database>;
 
@@ -28,18 +29,11 @@ export interface AccountWithFactors extends AccountRow {
 }
 
 export async function listAccounts(db: Q): Promise<AccountWithFactors[]> {
-  const rows = await db
-    .selectFrom('account as a')
-    .selectAll('a')
-    .select((eb) => [
-      eb.exists(eb.selectFrom('totp_credential as t').select('t.id').whereRef('t.account_id', '=', 'a.id').where('t.confirmed', '=', true)).as('totp_confirmed'),
-      eb.selectFrom('webauthn_credential as w').select(sql<number>`count(*)::int`.as('n')).whereRef('w.account_id', '=', 'a.id').as('passkeys'),
-      eb.selectFrom('backup_code as b').select(sql<number>`count(*)::int`.as('n')).whereRef('b.account_id', '=', 'a.id').where('b.used_at', 'is', null).as('backup_codes_left'),
-    ])
-    .orderBy('a.created_at')
-    .orderBy('a.id')
-    .execute();
-  return rows.map((r) => ({ ...r, totp_confirmed: Boolean(r.totp_confirmed), passkeys: Number(r.passkeys ?? 0), backup_codes_left: Number(r.backup_codes_left ?? 0) }));
+  const rows = await db.selectFrom('account as a').selectAll('a').select(factorColumns(sql.ref<string>('a.id'))).orderBy('a.created_at').orderBy('a.id').execute();
+  return rows.map(({ totp, passkeys, backup_codes_left, ...account }) => {
+    const f = toFactorSummary({ totp, passkeys, backup_codes_left });
+    return { ...account, totp_confirmed: f.totp, passkeys: f.passkeys, backup_codes_left: f.backup_codes_left };
+  });
 }
 
 export async function insertAccount(
@@ -102,4 +96,25 @@ export async function deleteOidcRows(db: Q, accountId: string, exceptSessionId: 
   if (exceptSessionId !== null) query = query.where((eb) => eb.not(eb.and([eb('model', '=', 'Session'), eb('id', '=', exceptSessionId)])));
   const rest = await query.executeTakeFirst();
   return Number(grants.numDeletedRows) + Number(rest.numDeletedRows);
+}
+
+/** A person's live oidc-provider sign-in sessions (model 'Session'). */
+export function listSessionRows(db: Q, accountId: string, now: Date) {
+  return db
+    .selectFrom('oidc_payload')
+    .select(['uid', 'payload', 'expires_at'])
+    .where('model', '=', 'Session')
+    .where(sql<string>`payload->>'accountId'`, '=', accountId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .execute();
+}
+
+export async function deleteSessionByUid(db: Q, accountId: string, uid: string): Promise<boolean> {
+  const res = await db
+    .deleteFrom('oidc_payload')
+    .where('model', '=', 'Session')
+    .where('uid', '=', uid)
+    .where(sql<string>`payload->>'accountId'`, '=', accountId)
+    .executeTakeFirst();
+  return Number(res.numDeletedRows) === 1;
 }

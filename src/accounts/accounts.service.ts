@@ -194,6 +194,13 @@ export async function setPassword(db: Db, id: string, password: string, opts: { 
   });
 }
 
+/** A change to a password the person has needs that password: true when `current` is it, or when there is none. */
+export async function confirmsCurrentPassword(db: Db, id: string, current: unknown): Promise<boolean> {
+  const row = await repo.findAccount(db, id);
+  if (!row) throw notFound(id);
+  return row.password_hash === null || verifyPassword(row.password_hash, current);
+}
+
 export async function recordSignIn(db: Db, id: string, at: Date = new Date()): Promise<void> {
   await repo.recordSignIn(db, id, at);
 }

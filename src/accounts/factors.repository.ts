@@ -2,7 +2,7 @@
 // src/mfa/backup-codes.ts hold the logic; the Kysely code lives here, next to the account it
 // belongs to). Every check-and-use is one conditional UPDATE, so a code cannot be spent twice
 // by two concurrent requests.
-import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
+import { type Expression, type Kysely, type Selectable, type Transaction, expressionBuilder, sql } from 'kysely';
 import type { Database, TotpCredentialTable } from '../db/schema.ts';
 
 type Q = Kysely<Database> | Transaction<Database>;
@@ -87,15 +87,26 @@ export async function countUnusedBackupCodes(db: Q, accountId: string): Promise<
   return Number(row.n);
 }
 
-export async function factorSummary(db: Q, accountId: string): Promise<{ totp: boolean; passkeys: number; backup_codes_left: number }> {
-  const row = await db
-    .selectNoFrom((eb) => [
-      eb.exists(eb.selectFrom('totp_credential').select('id').where('account_id', '=', accountId).where('confirmed', '=', true)).as('totp'),
-      eb.selectFrom('webauthn_credential').select(sql<number>`count(*)::int`.as('n')).where('account_id', '=', accountId).as('passkeys'),
-      eb.selectFrom('backup_code').select(sql<number>`count(*)::int`.as('n')).where('account_id', '=', accountId).where('used_at', 'is', null).as('backup_codes_left'),
-    ])
-    .executeTakeFirstOrThrow();
+const eb = expressionBuilder<Database, never>();
+
+/**
+ * The one factor-summary query, as columns: a confirmed TOTP credential, passkeys, unused backup
+ * codes of the account `accountId` names (a value, or a reference to an outer query's id).
+ */
+export function factorColumns(accountId: Expression<string>) {
+  return [
+    eb.exists(eb.selectFrom('totp_credential').select('id').where('account_id', '=', accountId).where('confirmed', '=', true)).as('totp'),
+    eb.selectFrom('webauthn_credential').select(sql<number>`count(*)::int`.as('n')).where('account_id', '=', accountId).as('passkeys'),
+    eb.selectFrom('backup_code').select(sql<number>`count(*)::int`.as('n')).where('account_id', '=', accountId).where('used_at', 'is', null).as('backup_codes_left'),
+  ] as const;
+}
+
+export function toFactorSummary(row: { totp: unknown; passkeys: number | null; backup_codes_left: number | null }) {
   return { totp: Boolean(row.totp), passkeys: Number(row.passkeys ?? 0), backup_codes_left: Number(row.backup_codes_left ?? 0) };
+}
+
+export async function factorSummary(db: Q, accountId: string): Promise<{ totp: boolean; passkeys: number; backup_codes_left: number }> {
+  return toFactorSummary(await db.selectNoFrom(factorColumns(sql.val(accountId))).executeTakeFirstOrThrow());
 }
 
 export async function deletePasskeys(db: Q, accountId: string): Promise<number> {

@@ -4,7 +4,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Kysely } from 'kysely';
-import { ACCOUNT_CLIENT_ID } from '../account/routes.ts';
+import { ACCOUNT_CLIENT_ID } from '../self-service/account-client.ts';
 import { createClient, deleteClient, listClients, rotateClientSecret, type CreateClientInput } from '../clients/clients.service.ts';
 import type { Database } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';

@@ -3,7 +3,8 @@
 // and anyone able to buy a certificate with a matching subject DN from any public CA would
 // authenticate as the client. Gatehouse refuses to start in that configuration.
 import { sql, type Kysely } from 'kysely';
-import { ConfigError, type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { ConfigError } from '../errors.ts';
 import type { Database } from '../db/schema.ts';
 
 export async function assertClientCertificateTrust(config: Config, db: Kysely<Database>): Promise<void> {

@@ -71,8 +71,3 @@ export async function useBackupCode(db: Db, key: Buffer, accountId: string, inpu
 export function remainingBackupCodes(db: Db, accountId: string): Promise<number> {
   return repo.countUnusedBackupCodes(db, accountId);
 }
-
-/** Remove the person's codes (factor reset). */
-export function removeBackupCodes(db: Db, accountId: string): Promise<number> {
-  return repo.deleteBackupCodes(db, accountId);
-}

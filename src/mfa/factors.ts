@@ -18,11 +18,6 @@ export function factorSummary(db: Db, accountId: string): Promise<FactorSummary>
   return repo.factorSummary(db, accountId);
 }
 
-/** Does the person have a second factor to be asked for after the password? */
-export function hasSecondFactor(f: FactorSummary): boolean {
-  return f.totp || f.passkeys > 0 || f.backup_codes_left > 0;
-}
-
 /**
  * Remove every TOTP credential, passkey and backup code of the person and end all their
  * sessions (DESIGN.md, "Sessions": a factor reset ends sessions and revokes refresh tokens),

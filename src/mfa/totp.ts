@@ -172,8 +172,3 @@ export async function verifyTotp(db: Db, sealer: Sealer, accountId: string, code
   if (!(await repo.recordTotpStep(db, row.id, step))) return { ok: false, reason: 'replayed' };
   return { ok: true };
 }
-
-/** Remove every TOTP credential of the person (factor reset). */
-export async function removeTotp(db: Db, accountId: string): Promise<number> {
-  return repo.deleteAllTotp(db, accountId);
-}

@@ -2,7 +2,6 @@
 // challenges are stored server-side, tagged by ceremony and scope, single-use (taken out of the
 // table before they are checked) and expiring; origin and RP ID are always checked; user
 // verification is required; the signature counter is updated after each sign-in.
-import crypto from 'node:crypto';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -16,6 +15,7 @@ import {
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
+import * as repo from './webauthn.repository.ts';
 
 /** A ceremony left unanswered this long is void (the browser's own timeout is shorter). */
 export const CHALLENGE_TTL_SECONDS = 300;
@@ -33,23 +33,21 @@ export function relyingPartyFor(issuer: string): RelyingParty {
 }
 
 type Db = Kysely<Database>;
-type Ceremony = 'registration' | 'authentication';
+type Ceremony = repo.Ceremony;
 
 async function storeChallenge(db: Db, scope: string, ceremony: Ceremony, challenge: string, accountId: string | null): Promise<void> {
-  const row = { ceremony, challenge, account_id: accountId, expires_at: new Date(Date.now() + CHALLENGE_TTL_SECONDS * 1000) };
-  // One live challenge per scope: starting again replaces the previous one.
-  await db.insertInto('webauthn_challenge').values({ id: scope, ...row }).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
+  await repo.storeChallenge(db, scope, { ceremony, challenge, account_id: accountId, expires_at: new Date(Date.now() + CHALLENGE_TTL_SECONDS * 1000) });
 }
 
 /** Take the challenge out (single use, whatever the outcome) and return it if still valid. */
 async function takeChallenge(db: Db, scope: string, ceremony: Ceremony): Promise<{ challenge: string; accountId: string | null } | null> {
-  const row = await db.deleteFrom('webauthn_challenge').where('id', '=', scope).where('ceremony', '=', ceremony).returning(['challenge', 'account_id', 'expires_at']).executeTakeFirst();
+  const row = await repo.takeChallenge(db, scope, ceremony);
   if (!row || new Date(row.expires_at) <= new Date()) return null;
   return { challenge: row.challenge, accountId: row.account_id };
 }
 
 export async function registrationOptions(db: Db, rp: RelyingParty, scope: string, account: { id: string; email: string }): Promise<PublicKeyCredentialCreationOptionsJSON> {
-  const existing = await db.selectFrom('webauthn_credential').select(['id', 'transports']).where('account_id', '=', account.id).execute();
+  const existing = await repo.passkeyDescriptors(db, account.id);
   if (existing.length >= MAX_PASSKEYS) throw new GatehouseError('CONFLICT', `At most ${MAX_PASSKEYS} passkeys per person.`);
   const options = await generateRegistrationOptions({
     rpName: rp.name,
@@ -98,21 +96,17 @@ export async function checkRegistration(db: Db, rp: RelyingParty, scope: string,
 }
 
 export async function saveCredential(db: Db, accountId: string, credential: VerifiedCredential, name: string): Promise<void> {
-  const taken = await db.selectFrom('webauthn_credential').select('id').where('id', '=', credential.id).executeTakeFirst();
-  if (taken) throw new GatehouseError('CONFLICT', 'This passkey is already registered.');
-  await db
-    .insertInto('webauthn_credential')
-    .values({
-      id: credential.id,
-      account_id: accountId,
-      public_key: Buffer.from(credential.publicKey).toString('base64url'),
-      counter: credential.counter,
-      transports: JSON.stringify(credential.transports),
-      device_type: credential.deviceType,
-      backed_up: credential.backedUp,
-      name: name.slice(0, 100) || 'Passkey',
-    })
-    .execute();
+  if (await repo.passkeyExists(db, credential.id)) throw new GatehouseError('CONFLICT', 'This passkey is already registered.');
+  await repo.insertPasskey(db, {
+    id: credential.id,
+    account_id: accountId,
+    public_key: Buffer.from(credential.publicKey).toString('base64url'),
+    counter: credential.counter,
+    transports: JSON.stringify(credential.transports),
+    device_type: credential.deviceType,
+    backed_up: credential.backedUp,
+    name: name.slice(0, 100) || 'Passkey',
+  });
 }
 
 export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string, accountId: string, response: unknown, name: string): Promise<{ id: string }> {
@@ -123,7 +117,7 @@ export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string
 
 /** Options for a sign-in: for one account (second factor), or for anyone (usernameless). */
 export async function authenticationOptions(db: Db, rp: RelyingParty, scope: string, accountId: string | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
-  const allow = accountId ? await db.selectFrom('webauthn_credential').select(['id', 'transports']).where('account_id', '=', accountId).execute() : [];
+  const allow = accountId ? await repo.passkeyDescriptors(db, accountId) : [];
   const options = await generateAuthenticationOptions({
     rpID: rp.id,
     userVerification: 'required',
@@ -147,7 +141,7 @@ export async function verifyAuthentication(db: Db, rp: RelyingParty, scope: stri
   if (!stored) throw new GatehouseError('VALIDATION', 'This passkey request has expired. Try again.');
   const id = (response as { id?: unknown })?.id;
   if (typeof id !== 'string' || id.length > 1024) throw fail();
-  const cred = await db.selectFrom('webauthn_credential').selectAll().where('id', '=', id).executeTakeFirst();
+  const cred = await repo.findPasskey(db, id);
   // A second factor must be a passkey of the person who gave the password.
   if (!cred || (stored.accountId !== null && cred.account_id !== stored.accountId)) throw fail();
   const userHandle = (response as AuthenticationResponseJSON).response?.userHandle;
@@ -166,20 +160,15 @@ export async function verifyAuthentication(db: Db, rp: RelyingParty, scope: stri
     throw fail();
   }
   if (!result.verified) throw fail();
-  await db.updateTable('webauthn_credential').set({ counter: result.authenticationInfo.newCounter, last_used_at: new Date() }).where('id', '=', cred.id).execute();
+  await repo.recordPasskeyUse(db, cred.id, result.authenticationInfo.newCounter);
   const kind = result.authenticationInfo.credentialDeviceType === 'multiDevice' ? 'swk' : 'hwk';
   return { accountId: cred.account_id, credentialId: cred.id, amr: [kind, 'user'] };
 }
 
-export async function listPasskeys(db: Db, accountId: string) {
-  return db.selectFrom('webauthn_credential').select(['id', 'name', 'created_at', 'last_used_at', 'device_type']).where('account_id', '=', accountId).orderBy('created_at').execute();
+export function listPasskeys(db: Db, accountId: string) {
+  return repo.listPasskeys(db, accountId);
 }
 
-export async function removePasskey(db: Db, accountId: string, id: string): Promise<boolean> {
-  const res = await db.deleteFrom('webauthn_credential').where('account_id', '=', accountId).where('id', '=', id).executeTakeFirst();
-  return Number(res.numDeletedRows) === 1;
-}
-
-export function newCeremonyScope(prefix: string): string {
-  return `${prefix}:${crypto.randomBytes(16).toString('base64url')}`;
+export function removePasskey(db: Db, accountId: string, id: string): Promise<boolean> {
+  return repo.deletePasskey(db, accountId, id);
 }

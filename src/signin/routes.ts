@@ -5,34 +5,25 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import { authenticatePassword, recordSignIn } from '../accounts/accounts.service.ts';
 import { normalizeEmail } from '../accounts/email.ts';
-import { factorSummary, hasSecondFactor } from '../mfa/factors.ts';
-import { verifyTotp } from '../mfa/totp.ts';
-import { useBackupCode } from '../mfa/backup-codes.ts';
-import { authenticationOptions, verifyAuthentication, type RelyingParty } from '../mfa/webauthn.ts';
+import type { CodeFactor } from '../mfa/strategy.ts';
 import { isGatehouseError } from '../errors.ts';
 import { allowFormRedirectTo } from '../http/security-headers.ts';
 import type { Csrf } from '../http/csrf.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { AuditAction } from '../audit/actions.ts';
-import { ACR_MFA, ACR_PHR } from '../verify/index.ts';
+import { ACR_PHR, requestedAcr } from '../oidc/acr.ts';
 import { signInPage, secondFactorPage, tooManyAttemptsPage } from '../../views/signin.ts';
 import { errorView } from '../../views/error.ts';
 import type { BruteForce } from './brute-force.ts';
-import { endFlow, findFlow, startFlow } from './login-flow.ts';
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
+import type { SignInService } from './signin.service.ts';
 import crypto from 'node:crypto';
 
 export interface SignInDeps {
-  db: Kysely<Database>;
+  signIn: SignInService;
   provider: () => Provider;
   csrf: Csrf;
   bruteForce: BruteForce;
-  rp: RelyingParty;
-  sealer: import('../crypto/seal.ts').Sealer;
-  backupCodeKey: Buffer;
   audit: AuditSink;
 }
 
@@ -56,7 +47,7 @@ function usernamelessKey(ctx: Context): string {
 }
 
 export function signInRoutes(router: Router, deps: SignInDeps): void {
-  const { db } = deps;
+  const { signIn: service } = deps;
 
   async function details(ctx: Context): Promise<Details | null> {
     ctx.set('cache-control', 'no-store');
@@ -82,7 +73,7 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
   }
 
   function passkeyOnly(d: Details): boolean {
-    const acr = typeof d.params.acr_values === 'string' ? d.params.acr_values.split(' ') : [];
+    const acr = requestedAcr(d.params.acr_values);
     return acr.length > 0 && acr.every((a) => a === ACR_PHR);
   }
 
@@ -92,8 +83,10 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     page(ctx, d, signInPage({ ...pageContext(ctx), uid: d.uid, passkeyOnly: passkeyOnly(d), ...extra }), status);
   }
 
-  async function secondFactor(ctx: Context, d: Details, accountId: string, method: 'totp' | 'backup', error?: string, status = 200) {
-    const f = await factorSummary(db, accountId);
+  async function secondFactor(ctx: Context, d: Details, accountId: string, requested: string | undefined, retry?: { factor: CodeFactor; error: string }) {
+    const { method, summary: f } = await service.secondFactorPage(accountId, requested, retry?.factor);
+    const error = retry?.error;
+    const status = retry ? 401 : 200;
     page(ctx, d, secondFactorPage({ ...pageContext(ctx), uid: d.uid, method, hasTotp: f.totp, hasPasskey: f.passkeys > 0, hasBackupCodes: f.backup_codes_left > 0, ...(error ? { error } : {}) }), status);
   }
 
@@ -129,10 +122,8 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
 
   /** The last step: the person is signed in with these methods. */
   async function finish(ctx: Context, d: Details, accountId: string, email: string, amr: string[], method: string, asJson = false) {
-    const phishingResistant = amr.includes('hwk') || amr.includes('swk');
-    const acr = phishingResistant ? ACR_PHR : ACR_MFA;
-    const requested = typeof d.params.acr_values === 'string' ? d.params.acr_values.split(' ') : [];
-    if (requested.length && !requested.some((a) => a === acr || (a === ACR_MFA && acr === ACR_PHR))) {
+    const acr = service.level(amr, d.params.acr_values);
+    if (acr === null) {
       // acr_values asked for more than this sign-in gives: say so rather than hand back less.
       const result = { error: 'access_denied', error_description: 'the requested authentication level could not be met' };
       if (asJson) ctx.body = { location: await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false }) };
@@ -142,7 +133,7 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       }
       return;
     }
-    await Promise.all([recordSignIn(db, accountId), deps.bruteForce.succeed(accountKey(email)), endFlow(db, d.uid)]);
+    await Promise.all([service.finish(d.uid, accountId), deps.bruteForce.succeed(accountKey(email))]);
     await audit(ctx, 'signin.success', 'success', accountId, { method, amr, acr, client_id: d.params.client_id });
     const result = { login: { accountId, amr: [...new Set([...amr, 'mfa'])], acr, remember: true } };
     if (asJson) {
@@ -151,11 +142,6 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       await deps.provider().interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
       ctx.respond = false;
     }
-  }
-
-  async function accountEmail(accountId: string): Promise<string> {
-    const row = await db.selectFrom('account').select('email').where('id', '=', accountId).executeTakeFirst();
-    return row?.email ?? '';
   }
 
   router.get('/interaction/:uid', async (ctx) => {
@@ -187,19 +173,17 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     const email = typeof body.email === 'string' ? body.email.slice(0, 320) : '';
     const key = accountKey(email);
     if (!(await guard(ctx, key, d.uid))) return;
-    const result = await authenticatePassword(db, email, body.password);
+    const result = await service.password(d.uid, email, body.password);
+    if (!result.ok && result.reason === 'no_second_factor') {
+      await failed(ctx, key, result.actor, 'password', 'no_second_factor');
+      return signIn(ctx, d, { error: 'This account has no second factor. Ask an owner to reset your factors.', email }, 403);
+    }
     if (!result.ok) {
-      await failed(ctx, key, 'anonymous', 'password', result.reason);
+      await failed(ctx, key, result.actor, 'password', result.reason);
       // One message for an unknown email and a wrong password (no enumeration).
       const message = result.reason === 'disabled' ? 'This account is disabled. Ask an owner to re-enable it.' : 'Incorrect email or password.';
       return signIn(ctx, d, { error: message, email }, 401);
     }
-    const f = await factorSummary(db, result.account.id);
-    if (!hasSecondFactor(f)) {
-      await failed(ctx, key, result.account.id, 'password', 'no_second_factor');
-      return signIn(ctx, d, { error: 'This account has no second factor. Ask an owner to reset your factors.', email }, 403);
-    }
-    await startFlow(db, d.uid, result.account.id, ['pwd']);
     ctx.redirect(`/interaction/${d.uid}/second-factor`);
     ctx.status = 303;
   });
@@ -207,38 +191,26 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
   router.get('/interaction/:uid/second-factor', async (ctx) => {
     const d = await details(ctx);
     if (!d) return;
-    const flow = await findFlow(db, d.uid);
+    const flow = await service.flow(d.uid);
     if (!flow) return signIn(ctx, d);
-    const f = await factorSummary(db, flow.accountId);
-    const method = ctx.query.method === 'backup' || !f.totp ? 'backup' : 'totp';
-    await secondFactor(ctx, d, flow.accountId, method);
+    await secondFactor(ctx, d, flow.accountId, typeof ctx.query.method === 'string' ? ctx.query.method : undefined);
   });
 
-  async function codeStep(ctx: Context, kind: 'totp' | 'backup') {
+  /** The step of a typed second factor (TOTP, backup code, …): one route per code factor of the registry. */
+  async function codeStep(ctx: Context, factor: CodeFactor) {
     const d = await details(ctx);
     if (!d) return;
-    const flow = await findFlow(db, d.uid);
+    const flow = await service.flow(d.uid);
     if (!flow) return signIn(ctx, d, { error: 'Start again: enter your email and password.' }, 400);
-    const email = await accountEmail(flow.accountId);
-    const key = accountKey(email);
+    const key = accountKey(flow.email);
     if (!(await guard(ctx, key, d.uid))) return;
-    const code = (ctx.request.body as any)?.code;
-    if (kind === 'totp') {
-      const r = await verifyTotp(db, deps.sealer, flow.accountId, code);
-      if (r.ok) return finish(ctx, d, flow.accountId, email, [...flow.amr, 'otp'], 'password+totp');
-      await failed(ctx, key, flow.accountId, 'totp', r.reason);
-      const message = r.reason === 'replayed' ? 'This code was already used. Wait for the next code from your app.' : 'That code is not right. Check your authenticator app and try again.';
-      return secondFactor(ctx, d, flow.accountId, 'totp', message, 401);
-    }
-    if (await useBackupCode(db, deps.backupCodeKey, flow.accountId, code)) {
-      return finish(ctx, d, flow.accountId, email, [...flow.amr, 'otp'], 'password+backup_code');
-    }
-    await failed(ctx, key, flow.accountId, 'backup_code', 'invalid');
-    return secondFactor(ctx, d, flow.accountId, 'backup', 'That backup code is not valid, or was already used.', 401);
+    const r = await service.verifyCode(factor, flow.accountId, (ctx.request.body as any)?.code);
+    if (r.ok) return finish(ctx, d, flow.accountId, flow.email, [...flow.amr, ...factor.amr], `password+${factor.method}`);
+    await failed(ctx, key, flow.accountId, factor.method, r.reason);
+    return secondFactor(ctx, d, flow.accountId, undefined, { factor, error: r.message });
   }
 
-  router.post('/interaction/:uid/totp', (ctx) => codeStep(ctx, 'totp'));
-  router.post('/interaction/:uid/backup-code', (ctx) => codeStep(ctx, 'backup'));
+  for (const factor of service.factors.codeFactors) router.post(`/interaction/:uid/${factor.path}`, (ctx) => codeStep(ctx, factor));
 
   // Passkeys: JSON endpoints driven by static/passkey.js. Without a password first, this is the
   // usernameless sign-in (a discoverable credential); after one, a second factor for that account.
@@ -247,14 +219,14 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     const d = await details(ctx);
     if (!d) return null;
     ctx.type = 'json';
-    const flow = await findFlow(db, d.uid);
-    const key = flow ? accountKey(await accountEmail(flow.accountId)) : usernamelessKey(ctx);
+    const flow = await service.flow(d.uid);
+    const key = flow ? accountKey(flow.email) : usernamelessKey(ctx);
     return (await guard(ctx, key, d.uid, true)) ? { d, flow, key } : null;
   }
 
   router.post('/interaction/:uid/passkey/options', async (ctx) => {
     const step = await passkeyStep(ctx);
-    if (step) ctx.body = await authenticationOptions(db, deps.rp, `signin:${step.d.uid}`, step.flow?.accountId ?? null);
+    if (step) ctx.body = await service.passkeyOptions(step.d.uid, step.flow?.accountId ?? null);
   });
 
   router.post('/interaction/:uid/passkey/verify', async (ctx) => {
@@ -262,18 +234,16 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     if (!step) return;
     const { d, flow, key } = step;
     try {
-      const signedIn = await verifyAuthentication(db, deps.rp, `signin:${d.uid}`, (ctx.request.body as any)?.response);
-      if (flow && signedIn.accountId !== flow.accountId) throw new Error('passkey of another account');
-      const email = await accountEmail(signedIn.accountId);
-      const active = await db.selectFrom('account').select('status').where('id', '=', signedIn.accountId).executeTakeFirst();
-      if (active?.status !== 'active') {
+      const signedIn = await service.passkey(d.uid, flow, (ctx.request.body as any)?.response);
+      if (!signedIn.active) {
         ctx.status = 403;
         ctx.body = { error: 'account_disabled', error_description: 'This account is disabled. Ask an owner to re-enable it.' };
         return;
       }
-      await finish(ctx, d, signedIn.accountId, email, [...(flow?.amr ?? []), ...signedIn.amr], flow ? 'password+passkey' : 'passkey', true);
+      const method = service.factors.passkeys.method;
+      await finish(ctx, d, signedIn.accountId, signedIn.email, [...(flow?.amr ?? []), ...signedIn.amr], flow ? `password+${method}` : method, true);
     } catch (err) {
-      await failed(ctx, key, flow?.accountId ?? 'anonymous', 'passkey', isGatehouseError(err) ? err.code : 'invalid');
+      await failed(ctx, key, flow?.accountId ?? 'anonymous', service.factors.passkeys.method, isGatehouseError(err) ? err.code : 'invalid');
       ctx.status = isGatehouseError(err) && err.code === 'VALIDATION' ? 400 : 401;
       ctx.body = { error: 'passkey_failed', error_description: isGatehouseError(err) ? err.message : 'The passkey could not be verified.' };
     }

@@ -1,5 +1,6 @@
 // A person's sign-in sessions, as oidc-provider stores them (model 'Session').
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { deleteSessionByUid, listSessionRows } from '../accounts/accounts.repository.ts';
 import type { Database } from '../db/schema.ts';
 
 export interface SessionInfo {
@@ -12,13 +13,7 @@ export interface SessionInfo {
 }
 
 export async function listSessions(db: Kysely<Database>, accountId: string, currentUid: string | null): Promise<SessionInfo[]> {
-  const rows = await db
-    .selectFrom('oidc_payload')
-    .select(['uid', 'payload', 'expires_at'])
-    .where('model', '=', 'Session')
-    .where(sql<string>`payload->>'accountId'`, '=', accountId)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
-    .execute();
+  const rows = await listSessionRows(db, accountId, new Date());
   return rows
     .map((r) => {
       const p = r.payload as { loginTs?: number; amr?: string[] };
@@ -28,12 +23,6 @@ export async function listSessions(db: Kysely<Database>, accountId: string, curr
 }
 
 /** End one of the person's sessions; its refresh tokens (bound to the session) stop working. */
-export async function endSession(db: Kysely<Database>, accountId: string, uid: string): Promise<boolean> {
-  const res = await db
-    .deleteFrom('oidc_payload')
-    .where('model', '=', 'Session')
-    .where('uid', '=', uid)
-    .where(sql<string>`payload->>'accountId'`, '=', accountId)
-    .executeTakeFirst();
-  return Number(res.numDeletedRows) === 1;
+export function endSession(db: Kysely<Database>, accountId: string, uid: string): Promise<boolean> {
+  return deleteSessionByUid(db, accountId, uid);
 }

@@ -6,53 +6,24 @@
 import crypto from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
-import { getAccount, setPassword, type Account } from '../accounts/accounts.service.ts';
-import { verifyPassword } from '../accounts/password.ts';
+import type { Account } from '../accounts/accounts.service.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { AuditAction } from '../audit/actions.ts';
-import type { Sealer } from '../crypto/seal.ts';
-import type { Database } from '../db/schema.ts';
-import { GatehouseError, isGatehouseError } from '../errors.ts';
+import { GatehouseError } from '../errors.ts';
 import type { Csrf } from '../http/csrf.ts';
-import { regenerateBackupCodes } from '../mfa/backup-codes.ts';
-import { factorSummary } from '../mfa/factors.ts';
-import { confirmTotp, describePendingTotp, newTotpEnrollment } from '../mfa/totp.ts';
-import { listPasskeys, registrationOptions, removePasskey, verifyRegistration, type RelyingParty } from '../mfa/webauthn.ts';
+import { FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
 import { accountPage, accountTotpPage } from '../../views/account.ts';
 import { backupCodesPage } from '../../views/enroll.ts';
-import { endSession, listSessions } from './sessions.ts';
-
-export const ACCOUNT_CLIENT_ID = 'gatehouse-account';
-/** Changes to password and factors need a sign-in at most this old (seconds). */
-export const FRESH_AUTH_SECONDS = 300;
+import { ACCOUNT_CLIENT_ID } from './account-client.ts';
+import type { SelfService } from './self-service.ts';
 
 export interface AccountDeps {
-  db: Kysely<Database>;
+  selfService: SelfService;
   provider: () => Provider;
   issuer: string;
   csrf: Csrf;
-  sealer: Sealer;
-  rp: RelyingParty;
-  backupCodeKey: Buffer;
   audit: AuditSink;
-}
-
-/** The built-in client /account signs in with: public, code + PKCE, its own callback only. */
-export async function ensureAccountClient(db: Kysely<Database>, issuer: string): Promise<void> {
-  const metadata = {
-    client_name: 'Gatehouse account',
-    grant_types: ['authorization_code'],
-    response_types: ['code'],
-    redirect_uris: [`${issuer}/account/callback`],
-    token_endpoint_auth_method: 'none',
-  };
-  await db
-    .insertInto('client')
-    .values({ client_id: ACCOUNT_CLIENT_ID, name: 'Gatehouse account', kind: 'browser', metadata: JSON.stringify(metadata), secret_hash: null, roles: '[]', permissions: '[]', allowed_cidrs: '[]' })
-    .onConflict((oc) => oc.column('client_id').doUpdateSet({ metadata: JSON.stringify(metadata) }))
-    .execute();
 }
 
 interface Me {
@@ -61,14 +32,14 @@ interface Me {
 }
 
 export function accountRoutes(router: Router, deps: AccountDeps): void {
-  const { db } = deps;
+  const { selfService: service } = deps;
 
   async function me(ctx: Context): Promise<Me | null> {
     ctx.set('cache-control', 'no-store');
     const session = (await deps.provider().Session.get(ctx as any)) as any;
     if (!session?.accountId) return null;
-    const account = await getAccount(db, session.accountId).catch(() => null);
-    if (!account || account.status !== 'active') return null;
+    const account = await service.activeAccount(session.accountId);
+    if (!account) return null;
     return { account, session: { jti: session.jti, uid: session.uid, authTime: session.loginTs ?? 0 } };
   }
 
@@ -96,8 +67,7 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
   }
 
   async function render(ctx: Context, m: Me, note: { message?: string; error?: string } = {}, status = 200) {
-    const [f, passkeys, sessions] = await Promise.all([factorSummary(db, m.account.id), listPasskeys(db, m.account.id), listSessions(db, m.account.id, m.session.uid)]);
-    const row = await db.selectFrom('account').select('password_hash').where('id', '=', m.account.id).executeTakeFirst();
+    const overview = await service.overview(m.account.id, m.session.uid);
     ctx.status = status;
     ctx.type = 'html';
     ctx.body = accountPage({
@@ -105,11 +75,7 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
       csrf: deps.csrf.token(ctx),
       email: m.account.email,
       role: m.account.role,
-      hasPassword: !!row?.password_hash,
-      totp: f.totp,
-      passkeys,
-      backupCodesLeft: f.backup_codes_left,
-      sessions,
+      ...overview,
       ...note,
     });
   }
@@ -149,16 +115,8 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
     const m = await change(ctx);
     if (!m) return;
     const body = ctx.request.body as Record<string, unknown>;
-    const row = await db.selectFrom('account').select('password_hash').where('id', '=', m.account.id).executeTakeFirstOrThrow();
-    if (row.password_hash && !(await verifyPassword(row.password_hash, body.current))) {
-      return render(ctx, m, { error: 'The current password is not right.' }, 400);
-    }
-    try {
-      await setPassword(db, m.account.id, String(body.password ?? ''), { exceptSessionId: m.session.jti });
-    } catch (err) {
-      if (!isGatehouseError(err)) throw err;
-      return render(ctx, m, { error: err.message }, 400);
-    }
+    const r = await service.changePassword(m.account.id, body.current, body.password, m.session.jti);
+    if (!r.ok) return render(ctx, m, { error: r.error }, 400);
     await audit(ctx, m, 'password.change', { other_sessions_ended: true });
     await render(ctx, m, { message: 'Password changed. Your other sessions were ended.' });
   });
@@ -166,7 +124,7 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
   router.post('/account/totp', async (ctx) => {
     const m = await change(ctx);
     if (!m) return;
-    const e = await newTotpEnrollment(db, deps.sealer, m.account.id, m.account.email);
+    const e = await service.startTotp(m.account);
     ctx.type = 'html';
     ctx.body = accountTotpPage({ nonce: ctx.state.cspNonce, csrf: deps.csrf.token(ctx), ...e });
   });
@@ -176,11 +134,12 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
     if (!m) return;
     const body = ctx.request.body as Record<string, unknown>;
     const id = String(body.id ?? '');
-    if (await confirmTotp(db, deps.sealer, m.account.id, id, body.code)) {
-      await audit(ctx, m, 'factor.enroll', { type: 'totp' });
+    const r = await service.confirmTotp(m.account, id, body.code);
+    if (r.ok) {
+      await audit(ctx, m, 'factor.enroll', { type: service.factors.totp.method });
       return render(ctx, m, { message: 'Authenticator app set up.' });
     }
-    const pending = await describePendingTotp(db, deps.sealer, m.account.id, id, m.account.email);
+    const pending = r.pending;
     if (!pending) return render(ctx, m, { error: 'Start the authenticator setup again.' }, 400);
     ctx.status = 400;
     ctx.type = 'html';
@@ -190,7 +149,7 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
   router.post('/account/backup-codes', async (ctx) => {
     const m = await change(ctx);
     if (!m) return;
-    const codes = await regenerateBackupCodes(db, deps.backupCodeKey, m.account.id);
+    const codes = await service.regenerateBackupCodes(m.account.id);
     await audit(ctx, m, 'factor.regenerate', { type: 'backup_codes', set_size: codes.length });
     ctx.type = 'html';
     ctx.body = backupCodesPage({ nonce: ctx.state.cspNonce, codes, next: '/account' });
@@ -200,30 +159,25 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
     const m = await change(ctx);
     if (!m) return;
     const id = String((ctx.request.body as any)?.id ?? '').slice(0, 1024);
-    const f = await factorSummary(db, m.account.id);
-    const row = await db.selectFrom('account').select('password_hash').where('id', '=', m.account.id).executeTakeFirstOrThrow();
-    // Removing the last second factor is refused: the person could no longer sign in safely
-    // (or at all, without a password).
-    if (f.passkeys <= 1 && (!f.totp || !row.password_hash)) {
-      return render(ctx, m, { error: 'This is your last second factor: add another one before removing it.' }, 409);
-    }
-    if (!(await removePasskey(db, m.account.id, id))) return render(ctx, m, { error: 'No such passkey.' }, 404);
-    await audit(ctx, m, 'factor.remove', { type: 'passkey' });
+    const r = await service.removePasskey(m.account, id);
+    if (r === 'last') return render(ctx, m, { error: 'This is your last second factor: add another one before removing it.' }, 409);
+    if (r === 'missing') return render(ctx, m, { error: 'No such passkey.' }, 404);
+    await audit(ctx, m, 'factor.remove', { type: service.factors.passkeys.method });
     await render(ctx, m, { message: 'Passkey removed.' });
   });
 
   router.post('/account/passkeys/options', async (ctx) => {
     const m = await change(ctx, true);
     if (!m) return;
-    ctx.body = await registrationOptions(db, deps.rp, `account:${m.account.id}`, { id: m.account.id, email: m.account.email });
+    ctx.body = await service.passkeyOptions(m.account);
   });
 
   router.post('/account/passkeys/verify', async (ctx) => {
     const m = await change(ctx, true);
     if (!m) return;
     const body = (ctx.request.body ?? {}) as { response?: unknown; name?: unknown };
-    await verifyRegistration(db, deps.rp, `account:${m.account.id}`, m.account.id, body.response, typeof body.name === 'string' ? body.name.trim() : 'Passkey');
-    await audit(ctx, m, 'factor.enroll', { type: 'passkey' });
+    await service.registerPasskey(m.account, body.response, typeof body.name === 'string' ? body.name.trim() : 'Passkey');
+    await audit(ctx, m, 'factor.enroll', { type: service.factors.passkeys.method });
     ctx.body = { location: '/account' };
   });
 
@@ -231,7 +185,7 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
     const m = await change(ctx);
     if (!m) return;
     const uid = String((ctx.request.body as any)?.uid ?? '').slice(0, 200);
-    if (uid === m.session.uid || !(await endSession(db, m.account.id, uid))) return render(ctx, m, { error: 'No such session.' }, 404);
+    if (uid === m.session.uid || !(await service.endSession(m.account.id, uid))) return render(ctx, m, { error: 'No such session.' }, 404);
     await audit(ctx, m, 'session.end', { session: uid });
     await render(ctx, m, { message: 'Session ended.' });
   });

@@ -1,0 +1,77 @@
+// The sign-in steps as a domain flow: password, then a second factor (any strategy of the
+// registry, src/mfa/strategy.ts), or a passkey alone; then the level (acr) the sign-in earns.
+// The HTTP side (interactions, CSRF, brute-force budget, audit, pages) is src/signin/routes.ts.
+import type { Kysely } from 'kysely';
+import { authenticatePassword, findAccount, recordSignIn } from '../accounts/accounts.service.ts';
+import type { Database } from '../db/schema.ts';
+import type { SecondFactors } from '../mfa/registry.ts';
+import type { CodeCheck, CodeFactor } from '../mfa/strategy.ts';
+import { acrFor, requestedAcr, satisfiesAcr } from '../oidc/acr.ts';
+import { endFlow, findFlow, startFlow, type LoginFlow } from './login-flow.ts';
+
+export type PasswordStep = { ok: true; accountId: string } | { ok: false; reason: 'invalid' | 'disabled' | 'no_second_factor'; actor: string };
+
+export function signInService(db: Kysely<Database>, factors: SecondFactors) {
+  const accountEmail = async (accountId: string) => (await findAccount(db, accountId))?.email ?? '';
+
+  return {
+    factors,
+
+    /** The password step: on success the interaction waits for the second factor. */
+    async password(uid: string, email: string, password: unknown): Promise<PasswordStep> {
+      const result = await authenticatePassword(db, email, password);
+      if (!result.ok) return { ok: false, reason: result.reason, actor: 'anonymous' };
+      if (!factors.hasAny(await factors.summary(db, result.account.id))) return { ok: false, reason: 'no_second_factor', actor: result.account.id };
+      await startFlow(db, uid, result.account.id, ['pwd']);
+      return { ok: true, accountId: result.account.id };
+    },
+
+    /** The password step of this interaction, if it passed and is still fresh, with the account's email. */
+    async flow(uid: string): Promise<(LoginFlow & { email: string }) | null> {
+      const flow = await findFlow(db, uid);
+      return flow ? { ...flow, email: await accountEmail(flow.accountId) } : null;
+    },
+
+    /**
+     * What the second-factor page shows: the code factor asked for (if enrolled, else the first
+     * enrolled one) and what exists. After a failed code, `retry` names the factor that failed.
+     */
+    async secondFactorPage(accountId: string, requested?: string, retry?: CodeFactor) {
+      const summary = await factors.summary(db, accountId);
+      if (retry) return { method: retry.id, summary };
+      const wanted = factors.codeFactors.find((f) => f.id === requested);
+      const firstEnrolled = factors.codeFactors.find((f) => f.describe(summary).enrolled) ?? factors.codeFactors.at(-1)!;
+      const method = wanted && wanted.describe(summary).enrolled ? wanted : firstEnrolled;
+      return { method: method.id, summary };
+    },
+
+    verifyCode(factor: CodeFactor, accountId: string, code: unknown): Promise<CodeCheck> {
+      return factor.verify(db, accountId, code);
+    },
+
+    passkeyOptions(uid: string, accountId: string | null) {
+      return factors.passkeys.authenticationOptions(db, `signin:${uid}`, accountId);
+    },
+
+    /** A passkey answer: as the second factor of `flow`'s account, or usernameless without one. */
+    async passkey(uid: string, flow: LoginFlow | null, response: unknown) {
+      const signedIn = await factors.passkeys.authenticate(db, `signin:${uid}`, response);
+      if (flow && signedIn.accountId !== flow.accountId) throw new Error('passkey of another account');
+      const account = await findAccount(db, signedIn.accountId);
+      return { accountId: signedIn.accountId, email: account?.email ?? '', active: account?.status === 'active', amr: signedIn.amr };
+    },
+
+    /** The acr these methods earn, or null when acr_values asked for more (src/oidc/acr.ts). */
+    level(amr: readonly string[], acrValues: unknown): string | null {
+      const acr = acrFor(amr);
+      return satisfiesAcr(requestedAcr(acrValues), acr) ? acr : null;
+    },
+
+    /** The sign-in is done: note it on the account and forget the interaction's password step. */
+    async finish(uid: string, accountId: string): Promise<void> {
+      await Promise.all([recordSignIn(db, accountId), endFlow(db, uid)]);
+    },
+  };
+}
+
+export type SignInService = ReturnType<typeof signInService>;
