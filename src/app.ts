@@ -14,7 +14,8 @@ import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
 import { assertMasterKeyOpens, ensureKeys, loadKeySet, rotateIfDue, eraseExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
-import { buildProvider, MAX_SIGNED_LIFETIME, type ProviderDeps } from './oidc/provider.ts';
+import { buildProvider } from './oidc/provider.ts';
+import { MAX_SIGNED_LIFETIME } from './oidc/lifetimes.ts';
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
@@ -31,7 +32,6 @@ import { signInRoutes } from './signin/routes.ts';
 import { enrollRoutes } from './enroll/routes.ts';
 import { accountRoutes, ensureAccountClient } from './account/routes.ts';
 import { adminRoutes } from './admin/routes.ts';
-import { accountTokenClaimsHook, configurePeople, findAccountHook } from './signin/provider-hooks.ts';
 import { deleteExpiredFlows } from './signin/login-flow.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
 import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
@@ -91,11 +91,6 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const cookieKeys = [crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse cookie keys v1', 32)].map((k) => Buffer.from(k).toString('base64url'));
 
   let keySet = await loadKeySet(db.kysely, sealer);
-  const hooks: Partial<ProviderDeps> = {
-    findAccount: findAccountHook(db.kysely),
-    accountTokenClaims: accountTokenClaimsHook(db.kysely),
-    configure: configurePeople,
-  };
   const makeProvider = () =>
     buildProvider({
       issuer: config.issuer,
@@ -108,7 +103,6 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       trustProxy: config.trustProxy,
       refreshIdleTtl: config.refreshIdleTtl,
       refreshAbsoluteTtl: config.refreshAbsoluteTtl,
-      ...hooks,
     });
   let provider = makeProvider();
   let callback = provider.callback();
