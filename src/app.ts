@@ -1,6 +1,5 @@
 // Assembles one Gatehouse instance: database, keys, oidc-provider, HTTP routes, background jobs.
 // main.ts starts it as a server; tests start it on a random port against a fresh database.
-import crypto from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import Koa from 'koa';
@@ -8,6 +7,7 @@ import Router from '@koa/router';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/config.ts';
 import { loadMasterKey } from './crypto/master-key.ts';
+import { deriveKey } from './crypto/derive-key.ts';
 import { createSealer, type Sealer } from './crypto/seal.ts';
 import { openDatabase, type Db } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
@@ -88,7 +88,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   await ensureAccountClient(db.kysely, config.issuer);
 
   // Cookie signing keys derived from the master key, so every instance signs alike.
-  const cookieKeys = [crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse cookie keys v1', 32)].map((k) => Buffer.from(k).toString('base64url'));
+  const cookieKeys = [deriveKey(masterKey, 'gatehouse cookie keys v1').toString('base64url')];
 
   let keySet = await loadKeySet(db.kysely, sealer);
   const makeProvider = () =>
@@ -167,8 +167,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   app.use(securityHeaders({ https: isHttps }));
   app.use(bodyLimit(config.maxBodyBytes));
 
-  const derive = (label: string) => Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
-  const csrf = createCsrf({ key: derive('gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
+  const csrf = createCsrf({ key: deriveKey(masterKey, 'gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
   healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics });
   const rp = relyingPartyFor(config.issuer);
