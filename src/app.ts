@@ -13,10 +13,9 @@ import { openDatabase, type Db } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
-import { assertMasterKeyOpens, ensureKeys, loadKeySet, rotateIfDue, eraseExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
+import { assertMasterKeyOpens, ensureKeys, loadKeySet, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { MAX_SIGNED_LIFETIME } from './oidc/lifetimes.ts';
-import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { securityHeaders } from './http/security-headers.ts';
@@ -32,12 +31,11 @@ import { signInRoutes } from './signin/routes.ts';
 import { enrollRoutes } from './enroll/routes.ts';
 import { accountRoutes, ensureAccountClient } from './account/routes.ts';
 import { adminRoutes } from './admin/routes.ts';
-import { deleteExpiredFlows } from './signin/login-flow.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
 import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
 import type { AuditSink } from './audit/sink.ts';
 import { AuditQueue } from './audit/audit.service.ts';
-import { scheduleCheckpoints } from './audit/checkpoint.ts';
+import { startBackgroundJobs } from './jobs/background.ts';
 
 export interface Gatehouse {
   config: Config;
@@ -186,30 +184,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     await callback(ctx.req, ctx.res);
   });
 
-  const timers: NodeJS.Timeout[] = [];
-  let checkpoints: { stop(): Promise<void> } | null = null;
-  if (opts.jobs !== false) {
-    checkpoints = scheduleCheckpoints({ db: db.kysely, sealer, intervalMs: 5 * 60_000, onError: (err) => log.warn({ err: (err as Error).message }, 'audit checkpoint failed') });
-    const every = (ms: number, name: string, fn: () => Promise<unknown>) => {
-      timers.push(setInterval(() => fn().catch((err) => log.warn({ err: (err as Error).message, job: name }, 'background job failed')), ms).unref());
-    };
-    every(10 * 60_000, 'cleanup', async () => {
-      const n = await deleteExpiredPayloads(db.kysely);
-      const k = await eraseExpiredKeys(db.kysely, new Date());
-      const f = await deleteExpiredFlows(db.kysely);
-      await db.kysely.deleteFrom('webauthn_challenge').where('expires_at', '<', new Date()).execute();
-      await db.kysely.deleteFrom('enrollment').where('expires_at', '<', new Date()).execute();
-      await db.kysely.deleteFrom('rate_limit' as any).where('expire' as any, '<', Date.now()).execute();
-      if (n || k || f) log.info({ payloads: n, keys: k, flows: f }, 'expired rows deleted');
-    });
-    every(60_000, 'key-rotation', async () => {
-      const rotated = await rotateIfDue(db.kysely, sealer, keyPolicy, config.keyRotationSeconds);
-      if (rotated.length) {
-        log.info({ rotated }, 'signing keys rotated automatically');
-        await audit({ action: 'key.rotate', outcome: 'success', actor: 'system', details: { automatic: true, rotated } });
-      }
-    });
-  }
+  const jobs = opts.jobs !== false ? startBackgroundJobs({ db: db.kysely, sealer, keyPolicy, keyRotationSeconds: config.keyRotationSeconds, audit, log }) : null;
 
   let listening: Listening | null = null;
 
@@ -236,8 +211,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     async close() {
       ready = false; // load balancers stop sending traffic
       feed.stop();
-      for (const t of timers) clearInterval(t);
-      await checkpoints?.stop();
+      await jobs?.stop();
       await listening?.close();
       await auditQueue.flush();
       await db.close();
