@@ -23,6 +23,7 @@ import { bodyLimit, requestMiddleware } from './http/request.ts';
 import { listen, withTokenFastPath, type Listening } from './http/server.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
+import { instrumentProvider } from './oidc/instrument.ts';
 import { staticRoutes } from './http/static.ts';
 import { bodyParser } from '@koa/bodyparser';
 import { createCsrf } from './http/csrf.ts';
@@ -116,26 +117,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       log.error({ err: (err as Error).message, action: event.action, requestId: event.requestId }, 'audit append failed');
     }
   };
-  const instrument = (p: Provider) => {
-    p.on('grant.success', (ctx) => metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }));
-    p.on('grant.error', (ctx, err: any) => {
-      metrics.tokenErrors.inc({ error: String(err?.error ?? 'server_error') });
-      // RFC 9700 §4.14.2: a rotated refresh token came back; oidc-provider has revoked the grant.
-      if (err?.error === 'invalid_grant' && err?.error_detail === 'refresh token already used') {
-        const rt = ctx.oidc?.entities?.RefreshToken as any;
-        void audit({
-          action: 'token.refresh_reuse',
-          outcome: 'denied',
-          actor: rt?.accountId ?? 'anonymous',
-          target: rt?.accountId ?? null,
-          ip: ctx.ip,
-          requestId: String(ctx.res.getHeader('x-request-id') ?? ''),
-          details: { client_id: ctx.oidc?.client?.clientId, grant_id: rt?.grantId },
-        });
-      }
-    });
-    p.on('server_error', (ctx, err) => log.error({ err, requestId: ctx.res.getHeader('x-request-id') }, 'oidc-provider server error'));
-  };
+  const instrument = (p: Provider) => instrumentProvider(p, { metrics, audit, log });
   instrument(provider);
 
   const reloadKeys = async () => {
