@@ -1,6 +1,5 @@
 // Assembles one Gatehouse instance: database, keys, oidc-provider, HTTP routes, background jobs.
 // main.ts starts it as a server; tests start it on a random port against a fresh database.
-import crypto from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import Koa from 'koa';
@@ -8,14 +7,15 @@ import Router from '@koa/router';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/config.ts';
 import { loadMasterKey } from './crypto/master-key.ts';
+import { deriveKey } from './crypto/derive-key.ts';
 import { createSealer, type Sealer } from './crypto/seal.ts';
 import { openDatabase, type Db } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
-import { assertMasterKeyOpens, ensureKeys, loadKeySet, rotateIfDue, eraseExpiredKeys, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
-import { buildProvider, MAX_SIGNED_LIFETIME, type ProviderDeps } from './oidc/provider.ts';
-import { deleteExpiredPayloads } from './oidc/adapter.ts';
+import { assertMasterKeyOpens, ensureKeys, loadKeySet, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
+import { buildProvider } from './oidc/provider.ts';
+import { MAX_SIGNED_LIFETIME } from './oidc/lifetimes.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { securityHeaders } from './http/security-headers.ts';
@@ -24,6 +24,7 @@ import { listen, withTokenFastPath, type Listening } from './http/server.ts';
 import { assertClientCertificateTrust } from './http/client-cert-trust.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
+import { instrumentProvider } from './oidc/instrument.ts';
 import { staticRoutes } from './http/static.ts';
 import { bodyParser } from '@koa/bodyparser';
 import { createCsrf } from './http/csrf.ts';
@@ -37,13 +38,11 @@ import { signInService } from './signin/signin.service.ts';
 import { enrollmentService } from './accounts/enrollment.ts';
 import { secondFactors } from './mfa/registry.ts';
 import { adminRoutes } from './admin/routes.ts';
-import { accountTokenClaimsHook, configurePeople, findAccountHook } from './signin/provider-hooks.ts';
-import { deleteExpiredFlows } from './signin/login-flow.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
 import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
 import type { AuditSink } from './audit/sink.ts';
 import { AuditQueue } from './audit/audit.service.ts';
-import { scheduleCheckpoints } from './audit/checkpoint.ts';
+import { startBackgroundJobs } from './jobs/background.ts';
 
 export interface Gatehouse {
   config: Config;
@@ -94,14 +93,9 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   await ensureAccountClient(db.kysely, config.issuer);
 
   // Cookie signing keys derived from the master key, so every instance signs alike.
-  const cookieKeys = [crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse cookie keys v1', 32)].map((k) => Buffer.from(k).toString('base64url'));
+  const cookieKeys = [deriveKey(masterKey, 'gatehouse cookie keys v1').toString('base64url')];
 
   let keySet = await loadKeySet(db.kysely, sealer);
-  const hooks: Partial<ProviderDeps> = {
-    findAccount: findAccountHook(db.kysely),
-    accountTokenClaims: accountTokenClaimsHook(db.kysely),
-    configure: configurePeople,
-  };
   const makeProvider = () =>
     buildProvider({
       issuer: config.issuer,
@@ -114,7 +108,6 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       trustProxy: config.trustProxy,
       refreshIdleTtl: config.refreshIdleTtl,
       refreshAbsoluteTtl: config.refreshAbsoluteTtl,
-      ...hooks,
     });
   let provider = makeProvider();
   let callback = provider.callback();
@@ -130,26 +123,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       log.error({ err: (err as Error).message, action: event.action, requestId: event.requestId }, 'audit append failed');
     }
   };
-  const instrument = (p: Provider) => {
-    p.on('grant.success', (ctx) => metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }));
-    p.on('grant.error', (ctx, err: any) => {
-      metrics.tokenErrors.inc({ error: String(err?.error ?? 'server_error') });
-      // RFC 9700 §4.14.2: a rotated refresh token came back; oidc-provider has revoked the grant.
-      if (err?.error === 'invalid_grant' && err?.error_detail === 'refresh token already used') {
-        const rt = ctx.oidc?.entities?.RefreshToken as any;
-        void audit({
-          action: 'token.refresh_reuse',
-          outcome: 'denied',
-          actor: rt?.accountId ?? 'anonymous',
-          target: rt?.accountId ?? null,
-          ip: ctx.ip,
-          requestId: String(ctx.res.getHeader('x-request-id') ?? ''),
-          details: { client_id: ctx.oidc?.client?.clientId, grant_id: rt?.grantId },
-        });
-      }
-    });
-    p.on('server_error', (ctx, err) => log.error({ err, requestId: ctx.res.getHeader('x-request-id') }, 'oidc-provider server error'));
-  };
+  const instrument = (p: Provider) => instrumentProvider(p, { metrics, audit, log });
   instrument(provider);
 
   const reloadKeys = async () => {
@@ -179,8 +153,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   app.use(securityHeaders({ https: isHttps }));
   app.use(bodyLimit(config.maxBodyBytes));
 
-  const derive = (label: string) => Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
-  const csrf = createCsrf({ key: derive('gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
+  const csrf = createCsrf({ key: deriveKey(masterKey, 'gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
   healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics, metricsToken: config.metricsToken });
   // The second factors, built once: every flow that enrolls, checks or removes one gets this registry.
@@ -199,30 +172,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     await callback(ctx.req, ctx.res);
   });
 
-  const timers: NodeJS.Timeout[] = [];
-  let checkpoints: { stop(): Promise<void> } | null = null;
-  if (opts.jobs !== false) {
-    checkpoints = scheduleCheckpoints({ db: db.kysely, sealer, intervalMs: 5 * 60_000, onError: (err) => log.warn({ err: (err as Error).message }, 'audit checkpoint failed') });
-    const every = (ms: number, name: string, fn: () => Promise<unknown>) => {
-      timers.push(setInterval(() => fn().catch((err) => log.warn({ err: (err as Error).message, job: name }, 'background job failed')), ms).unref());
-    };
-    every(10 * 60_000, 'cleanup', async () => {
-      const n = await deleteExpiredPayloads(db.kysely);
-      const k = await eraseExpiredKeys(db.kysely, new Date());
-      const f = await deleteExpiredFlows(db.kysely);
-      await db.kysely.deleteFrom('webauthn_challenge').where('expires_at', '<', new Date()).execute();
-      await db.kysely.deleteFrom('enrollment').where('expires_at', '<', new Date()).execute();
-      await db.kysely.deleteFrom('rate_limit' as any).where('expire' as any, '<', Date.now()).execute();
-      if (n || k || f) log.info({ payloads: n, keys: k, flows: f }, 'expired rows deleted');
-    });
-    every(60_000, 'key-rotation', async () => {
-      const rotated = await rotateIfDue(db.kysely, sealer, keyPolicy, config.keyRotationSeconds);
-      if (rotated.length) {
-        log.info({ rotated }, 'signing keys rotated automatically');
-        await audit({ action: 'key.rotate', outcome: 'success', actor: 'system', details: { automatic: true, rotated } });
-      }
-    });
-  }
+  const jobs = opts.jobs !== false ? startBackgroundJobs({ db: db.kysely, sealer, keyPolicy, keyRotationSeconds: config.keyRotationSeconds, audit, log }) : null;
 
   let listening: Listening | null = null;
 
@@ -250,8 +200,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     async close() {
       ready = false; // load balancers stop sending traffic
       feed.stop();
-      for (const t of timers) clearInterval(t);
-      await checkpoints?.stop();
+      await jobs?.stop();
       await listening?.close();
       await auditQueue.flush();
       await db.close();

@@ -47,3 +47,9 @@ export function consumeByHash(db: Q, tokenHash: string, now: Date): Promise<Invi
 export async function setAccount(db: Q, id: string, accountId: string): Promise<void> {
   await db.updateTable('invitation').set({ account_id: accountId }).where('id', '=', id).execute();
 }
+
+/** Enrollments in progress that were abandoned (the invitation link itself is kept). */
+export async function deleteExpiredEnrollments(db: Q, now: Date = new Date()): Promise<number> {
+  const res = await db.deleteFrom('enrollment').where('expires_at', '<', now).executeTakeFirst();
+  return Number(res.numDeletedRows);
+}

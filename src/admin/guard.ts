@@ -1,7 +1,7 @@
 // What every admin route does before its own work. A page (GET): a valid admin session, the
 // account read again now, access to the page's area. A change (POST) adds, in order: the CSRF
 // token, the same checks (a refusal is itself audited), and a sign-in younger than
-// FRESH_AUTH_SECONDS, or else the person is sent to sign in again and brought back.
+// or else the person is sent to sign in again and brought back.
 import type { Context } from 'koa';
 import type { Kysely } from 'kysely';
 import type { Account } from '../accounts/accounts.service.ts';
@@ -14,7 +14,8 @@ import { deniedPage } from '../../views/admin/pages.ts';
 import type { AdminFrame } from '../../views/admin/layout.ts';
 import { adminAccess, type AdminAccess, type AdminArea } from './access.ts';
 import { safeReturnTo } from './input.ts';
-import { ADMIN_SESSION_COOKIE, FRESH_AUTH_SECONDS, findAdminSession, isFresh, type AdminSession } from './sessions.ts';
+import { ADMIN_SESSION_COOKIE, findAdminSession, isFresh, type AdminSession } from './sessions.ts';
+import { FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
 
 export interface AdminRequest {
   account: Account;

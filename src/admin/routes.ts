@@ -23,7 +23,8 @@ import { createGuard, loginUrl } from './guard.ts';
 import { one, safeReturnTo } from './input.ts';
 import { keyRoutes } from './keys.routes.ts';
 import { AdminLoginError, LOGIN_COOKIE, LOGIN_TTL_SECONDS, exchangeCode, openPendingLogin, sameString, startLogin, verifyIdToken } from './oidc-login.ts';
-import { ADMIN_SESSION_COOKIE, FRESH_AUTH_SECONDS, createAdminSession, endAdminSession, findAdminSession } from './sessions.ts';
+import { ADMIN_SESSION_COOKIE, createAdminSession, endAdminSession, findAdminSession } from './sessions.ts';
+import { FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
 import { userRoutes } from './users.routes.ts';
 
 export interface AdminDeps {

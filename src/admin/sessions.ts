@@ -7,14 +7,10 @@ import type { Kysely } from 'kysely';
 import { findAccount, type Account } from '../accounts/accounts.service.ts';
 import type { Database } from '../db/schema.ts';
 import * as repo from './admin.repository.ts';
+import { FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
 
 type Db = Kysely<Database>;
 
-/**
- * Changes need an authentication at most this old (DESIGN.md, "Sessions": sensitive operations
- * need an authentication younger than a few minutes; sent as max_age, OIDC Core §3.1.2.1).
- */
-export const FRESH_AUTH_SECONDS = 300;
 /** OWASP Session Management Cheat Sheet: 15–30 minutes idle for high-value applications. */
 export const ADMIN_SESSION_IDLE_SECONDS = 30 * 60;
 /** An absolute cap, whatever the activity: a working day. */

@@ -170,6 +170,17 @@ export interface EnrollmentTable {
   expires_at: Timestamp;
 }
 
+/**
+ * rate-limiter-flexible's PostgreSQL store (src/signin/brute-force.ts), shared by every instance;
+ * the library reads and writes it, Gatehouse only deletes expired rows (src/jobs/cleanup.ts).
+ */
+export interface RateLimitTable {
+  key: string;
+  points: ColumnType<number, number | undefined, number>;
+  /** Epoch milliseconds (bigint: node-postgres reads it back as a string); null never expires. */
+  expire: ColumnType<string | number | null, number | null | undefined, number | null>;
+}
+
 /** A signed-in admin console browser (src/admin/sessions.ts). */
 export interface AdminSessionTable {
   /** SHA-256 of the cookie value: a copy of the table yields no usable session. */
@@ -197,6 +208,7 @@ export interface Database {
   webauthn_challenge: WebauthnChallengeTable;
   login_flow: LoginFlowTable;
   enrollment: EnrollmentTable;
+  rate_limit: RateLimitTable;
   audit_event: AuditEventTable;
   audit_checkpoint: AuditCheckpointTable;
   admin_session: AdminSessionTable;

@@ -7,6 +7,7 @@
 // the database. Each hash also binds the account id, so a row copied to another account does
 // not open it.
 import crypto from 'node:crypto';
+import { deriveKey } from '../crypto/derive-key.ts';
 import type { Kysely } from 'kysely';
 import * as repo from '../accounts/factors.repository.ts';
 import { inTransaction } from '../accounts/accounts.repository.ts';
@@ -23,7 +24,7 @@ const CODE_RE = new RegExp(`^[${BACKUP_CODE_ALPHABET}]{${BACKUP_CODE_LENGTH}}$`)
 
 /** The HMAC key for backup codes: HKDF-SHA256 of the master key, for this use only. */
 export function deriveBackupCodeKey(masterKey: Buffer): Buffer {
-  return Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse backup-code hmac v1', 32));
+  return deriveKey(masterKey, 'gatehouse backup-code hmac v1');
 }
 
 function hashCode(key: Buffer, accountId: string, code: string): string {

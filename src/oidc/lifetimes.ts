@@ -10,10 +10,12 @@ export const ID_TOKEN_TTL = 3600;
 export const AUTHORIZATION_CODE_TTL = 60;
 /** One sign-in or enrollment interaction (the pages between /auth and the redirect back). */
 export const INTERACTION_TTL = 600;
-/** Changes in /account and /admin need a sign-in younger than this (sent as max_age). */
+/** Changes in /account and /admin need a sign-in younger than this: sensitive operations need a
+ * recent authentication (OWASP ASVS V3.7.1), asked for as max_age (OIDC Core §3.1.2.1). */
 export const FRESH_AUTH_SECONDS = 300;
 /** Clock skew allowed when a retired key's last signature is computed. */
 export const CLOCK_SKEW_SECONDS = 300;
 /** The JWKS must keep a retired key published this long after its last signature: the longest
- * lifetime of anything it signs (access or ID token), plus clock skew. */
+ * lifetime of anything it signs (access or ID token), plus clock skew. 3900 s with the values
+ * above; src/keys reads it through KeyPolicy.maxSignedLifetimeSeconds. */
 export const MAX_SIGNED_LIFETIME = Math.max(ACCESS_TOKEN_TTL, ID_TOKEN_TTL) + CLOCK_SKEW_SECONDS;

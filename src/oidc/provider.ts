@@ -1,8 +1,9 @@
-// oidc-provider configuration. Only what differs from the library's defaults is listed, each
-// with the reason (DESIGN.md, "oidc-provider defaults that Gatehouse changes").
+// The one oidc-provider configuration. Only what differs from the library's defaults is listed,
+// each with the reason (DESIGN.md, "oidc-provider defaults that Gatehouse changes"). People come
+// in through ./account-hooks.ts, logout pages through ./logout.ts.
 import crypto from 'node:crypto';
 import ipaddr from 'ipaddr.js';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration } from 'oidc-provider';
 import type { ClientCache } from '../clients/client-cache.ts';
 import { secretMatches } from '../clients/secret.ts';
 import type { KeySet } from '../keys/keys.service.ts';
@@ -10,13 +11,13 @@ import { adapterFactory } from './adapter.ts';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { renderErrorPage } from './error-page.ts';
+import { accountTokenClaimsHook, findAccountHook } from './account-hooks.ts';
+import { rpInitiatedLogout } from './logout.ts';
+import { ACR_VALUES, requestedAcr, satisfiesAcr } from './acr.ts';
+import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL } from './lifetimes.ts';
 
-/** RFC 9068 access tokens live 15 minutes: short enough that a role change or a disabled
- * account is in force everywhere within that time, without any online check. */
-export const ACCESS_TOKEN_TTL = 900;
-export const ID_TOKEN_TTL = 3600;
-/** The JWKS must keep a retired key this long after its last signature (longest token + skew). */
-export const MAX_SIGNED_LIFETIME = ID_TOKEN_TTL + 300;
+// src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
+export { MAX_SIGNED_LIFETIME } from './lifetimes.ts';
 
 export interface ProviderDeps {
   issuer: string;
@@ -29,11 +30,21 @@ export interface ProviderDeps {
   trustProxy: boolean;
   refreshIdleTtl: number;
   refreshAbsoluteTtl: number;
-  /** Extra claims of a person's access token (roles, permissions, amr, acr, …); set by the accounts domain. */
-  accountTokenClaims?: (ctx: KoaContextWithOIDC, accountId: string, token: any) => Promise<Record<string, unknown> | undefined>;
-  findAccount?: Configuration['findAccount'];
-  interactionUrl?: (uid: string) => string;
-  configure?: (config: Configuration) => void;
+}
+
+/** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
+function acrValuesCheck() {
+  return new interactionPolicy.Check('acr_values_unmet', 'requested ACR could not be obtained', (ctx) => {
+    const satisfied = satisfiesAcr(requestedAcr(ctx.oidc.params?.acr_values), ctx.oidc.session?.acr);
+    return satisfied ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+  });
+}
+
+/** oidc-provider's default sign-in policy, plus acr_values honoured. */
+function signInPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(acrValuesCheck());
+  return policy;
 }
 
 function ipAllowed(ip: string, cidrs: string[]): boolean {
@@ -55,6 +66,7 @@ function ipAllowed(ip: string, cidrs: string[]): boolean {
 
 export function buildProvider(deps: ProviderDeps): Provider {
   const { audience, clients } = deps;
+  const accountTokenClaims = accountTokenClaimsHook(deps.db);
 
   const configuration: Configuration = {
     adapter: adapterFactory({ db: deps.db, clients }) as unknown as Configuration['adapter'],
@@ -82,12 +94,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
     scopes: ['openid', 'offline_access', 'email', 'agents'],
     // acr, amr and auth_time ride with openid so every ID token says how and when the person signed in.
     claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], sid: null },
+    acrValues: ACR_VALUES,
+    // First-party applications registered with the refresh_token grant get refresh tokens without
+    // a consent screen (oidc-provider otherwise drops offline_access unless prompt=consent). They
+    // expire with the sign-in session, so logging out or a password change ends them too.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     ttl: {
       AccessToken: ACCESS_TOKEN_TTL,
       ClientCredentials: ACCESS_TOKEN_TTL,
-      AuthorizationCode: 60,
+      AuthorizationCode: AUTHORIZATION_CODE_TTL,
       IdToken: ID_TOKEN_TTL,
-      Interaction: 600,
+      Interaction: INTERACTION_TTL,
       Grant: deps.refreshAbsoluteTtl,
       Session: deps.refreshAbsoluteTtl,
       // Idle lifetime per token, capped by the absolute lifetime of the grant it belongs to.
@@ -105,7 +122,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       userinfo: { enabled: true },
       dPoP: { enabled: false }, // offline verifiers would have to check proofs; not offered
       pushedAuthorizationRequests: { enabled: false },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout,
       mTLS: {
         enabled: true,
         tlsClientAuth: true,
@@ -157,16 +174,15 @@ export function buildProvider(deps: ProviderDeps): Provider {
         const record = await clients.get((token as any).clientId);
         return { roles: record?.roles ?? [], permissions: record?.permissions ?? [] };
       }
-      if (token.kind === 'AccessToken' && deps.accountTokenClaims && (token as any).accountId) {
-        return deps.accountTokenClaims(ctx, (token as any).accountId, token);
+      if (token.kind === 'AccessToken' && (token as any).accountId) {
+        return accountTokenClaims(ctx, (token as any).accountId);
       }
       return undefined;
     },
-    ...(deps.findAccount ? { findAccount: deps.findAccount } : {}),
-    interactions: { url: (_ctx, interaction) => (deps.interactionUrl ? deps.interactionUrl(interaction.uid) : `/interaction/${interaction.uid}`) },
+    findAccount: findAccountHook(deps.db),
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
     renderError: renderErrorPage,
   };
-  deps.configure?.(configuration);
 
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = deps.trustProxy;

@@ -1,0 +1,49 @@
+// What every instance does on a timer: expired-row cleanup, automatic key rotation and audit
+// checkpoints. A failure is logged and retried at the next tick, never fatal.
+import type { Kysely } from 'kysely';
+import type { Sealer } from '../crypto/seal.ts';
+import type { Database } from '../db/schema.ts';
+import type { AuditSink } from '../audit/sink.ts';
+import { scheduleCheckpoints } from '../audit/checkpoint.ts';
+import { rotateIfDue, type KeyPolicy } from '../keys/keys.service.ts';
+import type { Logger } from '../log.ts';
+import { cleanupExpired } from './cleanup.ts';
+
+const CHECKPOINT_EVERY_MS = 5 * 60_000;
+const CLEANUP_EVERY_MS = 10 * 60_000;
+const KEY_ROTATION_CHECK_EVERY_MS = 60_000;
+
+export interface BackgroundJobDeps {
+  db: Kysely<Database>;
+  sealer: Sealer;
+  keyPolicy: KeyPolicy;
+  keyRotationSeconds: number;
+  audit: AuditSink;
+  log: Logger;
+}
+
+export function startBackgroundJobs(deps: BackgroundJobDeps): { stop(): Promise<void> } {
+  const { db, log } = deps;
+  const timers: NodeJS.Timeout[] = [];
+  const checkpoints = scheduleCheckpoints({ db, sealer: deps.sealer, intervalMs: CHECKPOINT_EVERY_MS, onError: (err) => log.warn({ err: (err as Error).message }, 'audit checkpoint failed') });
+  const every = (ms: number, name: string, fn: () => Promise<unknown>) => {
+    timers.push(setInterval(() => fn().catch((err) => log.warn({ err: (err as Error).message, job: name }, 'background job failed')), ms).unref());
+  };
+  every(CLEANUP_EVERY_MS, 'cleanup', async () => {
+    const { payloads, keys, flows } = await cleanupExpired(db);
+    if (payloads || keys || flows) log.info({ payloads, keys, flows }, 'expired rows deleted');
+  });
+  every(KEY_ROTATION_CHECK_EVERY_MS, 'key-rotation', async () => {
+    const rotated = await rotateIfDue(db, deps.sealer, deps.keyPolicy, deps.keyRotationSeconds);
+    if (rotated.length) {
+      log.info({ rotated }, 'signing keys rotated automatically');
+      await deps.audit({ action: 'key.rotate', outcome: 'success', actor: 'system', details: { automatic: true, rotated } });
+    }
+  });
+  return {
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      await checkpoints.stop();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// How oidc-provider learns about people: account lookup (refused for a disabled person, so a
+// refresh fails at once) and the claims of a person's access token (recomputed at every refresh).
+import type { Kysely } from 'kysely';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import * as accounts from '../accounts/accounts.repository.ts';
+import type { Database } from '../db/schema.ts';
+
+type Db = Kysely<Database>;
+
+async function activeAccount(db: Db, id: string) {
+  if (typeof id !== 'string' || id.length > 100) return undefined;
+  const row = await accounts.findAccount(db, id);
+  return row && row.status === 'active' ? row : undefined;
+}
+
+export function findAccountHook(db: Db): NonNullable<Configuration['findAccount']> {
+  // A password change, a factor reset or "end all sessions" deletes the person's sessions,
+  // grants and refresh tokens (src/accounts); a disabled person is not found at all.
+  return async (_ctx, sub) => {
+    const row = await activeAccount(db, sub);
+    if (!row) return undefined;
+    return {
+      accountId: row.id,
+      claims: async () => ({ sub: row.id, email: row.email, email_verified: true }),
+    };
+  };
+}
+
+/** roles, permissions (from the account, now) and amr, acr, auth_time, sid (from the sign-in). */
+export function accountTokenClaimsHook(db: Db) {
+  return async (ctx: KoaContextWithOIDC, accountId: string): Promise<Record<string, unknown>> => {
+    const row = await activeAccount(db, accountId);
+    const source = (ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken) as any;
+    return {
+      roles: row ? [row.role] : [],
+      permissions: row ? (row.permissions as string[]) : [],
+      ...(source?.amr ? { amr: source.amr } : {}),
+      ...(source?.acr ? { acr: source.acr } : {}),
+      ...(source?.authTime ? { auth_time: source.authTime } : {}),
+      ...(source?.sid ? { sid: source.sid } : {}),
+    };
+  };
+}
