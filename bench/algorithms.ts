@@ -46,7 +46,7 @@ export function accessTokenClaims(): Record<string, unknown> {
 
 /** Operations per second of `op`, run back to back for `durationMs` after `warmupMs`. */
 export async function measure(op: () => Promise<unknown>, durationMs = 1000, warmupMs = 200): Promise<number> {
-  for (let end = performance.now() + warmupMs; performance.now() < end; ) await op();
+  for (let end = performance.now() + warmupMs; performance.now() < end;) await op();
   let count = 0;
   const start = performance.now();
   let elapsed = 0;

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { appendAudit, AuditQueue } from '../src/audit/audit.service.ts';
 import type { AuditEventInput } from '../src/audit/event.ts';
 import { verifyAudit } from '../src/audit/verify.ts';
-import type { Db } from '../src/db/connect.ts';
+import type { Connection } from '../src/db/connect.ts';
 import { freshDb, type Backend } from '../test/helpers/db.ts';
 
 const event = (i: number): AuditEventInput => ({
@@ -45,13 +45,16 @@ export interface VerifyBenchRow {
   perSec: number;
 }
 
-export async function runAuditBench(backends: Backend[] = ['postgres', 'pglite'], n = 2000): Promise<{ rows: AuditBenchRow[]; verify: VerifyBenchRow[] }> {
+export async function runAuditBench(
+  backends: Backend[] = ['postgres', 'pglite'],
+  n = 2000,
+): Promise<{ rows: AuditBenchRow[]; verify: VerifyBenchRow[] }> {
   const rows: AuditBenchRow[] = [];
   const verify: VerifyBenchRow[] = [];
   for (const backend of backends) {
     const t = await freshDb(backend);
     try {
-      const db: Db = t.db;
+      const db: Connection = t.db;
       const queue = new AuditQueue(db.kysely);
       await rate(200, 10, (e) => appendAudit(db.kysely, e)); // warm-up
       for (const callers of [1, 50]) {
@@ -84,6 +87,7 @@ if (import.meta.main) {
   console.log(`${'backend'.padEnd(9)} ${'callers'.padStart(7)} ${'single tx'.padStart(10)} ${'queued'.padStart(10)}`);
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US').padStart(10);
   const { rows, verify } = await runAuditBench();
-  for (const r of rows) console.log(`${r.backend.padEnd(9)} ${String(r.callers).padStart(7)} ${fmt(r.singlePerSec)} ${fmt(r.queuedPerSec)}`);
+  for (const r of rows)
+    console.log(`${r.backend.padEnd(9)} ${String(r.callers).padStart(7)} ${fmt(r.singlePerSec)} ${fmt(r.queuedPerSec)}`);
   for (const v of verify) console.log(`verifyAudit on ${v.backend}: ${fmt(v.perSec).trim()} events/s over ${v.events} events`);
 }

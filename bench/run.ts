@@ -14,7 +14,9 @@ if (want('algorithms')) {
 if (want('verify')) {
   const v = await runVerifyBench();
   console.log('\n== Offline verification through gatehouse/verify (ES256)');
-  console.log(`gatehouse/verify: ${v.verifierPerSec.toFixed(0)}/s   bare jose.jwtVerify baseline: ${v.baselinePerSec.toFixed(0)}/s   ratio ${v.ratio.toFixed(2)}   JWKS fetches: ${v.jwksFetches}`);
+  console.log(
+    `gatehouse/verify: ${v.verifierPerSec.toFixed(0)}/s   bare jose.jwtVerify baseline: ${v.baselinePerSec.toFixed(0)}/s   ratio ${v.ratio.toFixed(2)}   JWKS fetches: ${v.jwksFetches}`,
+  );
 }
 if (want('tokens')) {
   console.log('\n== Client-credentials tokens (server pinned to one core, 16 concurrent clients, median of 3 rounds)');

@@ -27,16 +27,28 @@ async function signIn(base: string, clientId: string, person: { email: string; s
   });
   const page = await agent.follow(await agent.request(`/auth?${params}`));
   const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
-  const second = await agent.follow(await agent.request(`/interaction/${uid}/login`, { form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: PASSWORD } }));
+  const second = await agent.follow(
+    await agent.request(`/interaction/${uid}/login`, {
+      form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: PASSWORD },
+    }),
+  );
   const code = await totpAt(person.seed, Math.floor(Date.now() / 1000));
-  const back = await agent.follow(await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code } }));
+  const back = await agent.follow(
+    await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code } }),
+  );
   const location = new URL(back.location ?? '', base);
   const authCode = location.searchParams.get('code');
   if (!authCode) throw new Error(`sign-in did not end at the application: ${back.status} ${back.url}`);
   const token = await fetch(`${base}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code: authCode, redirect_uri: REDIRECT, client_id: clientId, code_verifier: verifier }),
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: authCode,
+      redirect_uri: REDIRECT,
+      client_id: clientId,
+      code_verifier: verifier,
+    }),
   });
   if (token.status !== 200) throw new Error(`code exchange failed: ${token.status} ${await token.text()}`);
 }
@@ -67,12 +79,14 @@ async function measureArgon2(durationMs: number): Promise<number> {
   let n = 0;
   const started = Date.now();
   // Two at a time, as two concurrent sign-ins would on this core.
-  await Promise.all([0, 1].map(async () => {
-    while (Date.now() < deadline) {
-      await verifyPassword(hash, PASSWORD);
-      n++;
-    }
-  }));
+  await Promise.all(
+    [0, 1].map(async () => {
+      while (Date.now() < deadline) {
+        await verifyPassword(hash, PASSWORD);
+        n++;
+      }
+    }),
+  );
   return n / ((Date.now() - started) / 1000);
 }
 

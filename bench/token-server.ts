@@ -29,7 +29,12 @@ async function floor() {
   const rsa = await generateKeyPair('RS256', { extractable: true });
   const secret = crypto.randomBytes(32).toString('base64url');
   const provider = new Provider(`http://localhost:${port}`, {
-    jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'es' }, { ...(await exportJWK(rsa.privateKey)), alg: 'RS256', use: 'sig', kid: 'rs' }] as any },
+    jwks: {
+      keys: [
+        { ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'es' },
+        { ...(await exportJWK(rsa.privateKey)), alg: 'RS256', use: 'sig', kid: 'rs' },
+      ] as any,
+    },
     clients: [{ client_id: 'floor', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
     features: {
       devInteractions: { enabled: false },
@@ -38,7 +43,13 @@ async function floor() {
         enabled: true,
         defaultResource: () => AUDIENCE,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({ scope: 'agents', audience: AUDIENCE, accessTokenTTL: 900, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } }),
+        getResourceServerInfo: () => ({
+          scope: 'agents',
+          audience: AUDIENCE,
+          accessTokenTTL: 900,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        }),
       },
     },
     extraTokenClaims: () => ({ roles: ['operator'], permissions: ['agent:summarizer:inject'] }),
@@ -66,12 +77,22 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
   }
   const g = await createGatehouse(loadConfig(env), { log: createLogger('warn') });
   const { url } = await g.listen();
-  const client = await createClient(g.db.kysely, { name: 'bench', grants: ['client_credentials'], roles: ['operator'], permissions: ['agent:summarizer:inject'] });
+  const client = await createClient(g.db.kysely, {
+    name: 'bench',
+    grants: ['client_credentials'],
+    roles: ['operator'],
+    permissions: ['agent:summarizer:inject'],
+  });
   // For the sign-in bench: a browser application and people with known TOTP seeds.
   const people: Array<{ email: string; seed: string }> = [];
   let app: { client_id: string } | null = null;
   if (peopleCount > 0) {
-    app = await createClient(g.db.kysely, { name: 'bench app', grants: ['authorization_code', 'refresh_token'], auth: 'none', redirectUris: ['http://127.0.0.1:9/cb'] });
+    app = await createClient(g.db.kysely, {
+      name: 'bench app',
+      grants: ['authorization_code', 'refresh_token'],
+      auth: 'none',
+      redirectUris: ['http://127.0.0.1:9/cb'],
+    });
     const passwordHash = await hashPassword(BENCH_PASSWORD);
     for (let i = 0; i < peopleCount; i++) {
       const account = await createAccount(g.db.kysely, { email: `person${i}@bench.example`, role: 'operator', passwordHash });

@@ -42,17 +42,25 @@ export async function startChild(kind: string, people = 0) {
     rl.once('line', resolve);
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  const info = JSON.parse(line) as { url: string; client_id: string; client_secret: string; app_client_id?: string; people: Array<{ email: string; seed: string }> };
+  const info = JSON.parse(line) as {
+    url: string;
+    client_id: string;
+    client_secret: string;
+    app_client_id?: string;
+    people: Array<{ email: string; seed: string }>;
+  };
   return {
     ...info,
-    rss: () => new Promise<number>((resolve) => {
-      child.once('message', (m: any) => resolve(m.rss));
-      child.send('rss');
-    }),
-    stop: () => new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.send('stop');
-    }),
+    rss: () =>
+      new Promise<number>((resolve) => {
+        child.once('message', (m: any) => resolve(m.rss));
+        child.send('rss');
+      }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.send('stop');
+      }),
   };
 }
 
@@ -66,14 +74,22 @@ async function load(url: string, id: string, secret: string, durationMs: number,
   const one = () =>
     new Promise<void>((resolve) => {
       const t0 = process.hrtime.bigint();
-      const req = http.request(target, { method: 'POST', agent, headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          else errors++;
-          resolve();
-        });
-      });
+      const req = http.request(
+        target,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            else errors++;
+            resolve();
+          });
+        },
+      );
       req.on('error', () => {
         errors++;
         resolve();

@@ -56,7 +56,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('topic', 'text', (c) => c.primaryKey())
     .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
     .execute();
-  await db.insertInto('change_version').values([{ topic: 'clients' }, { topic: 'keys' }]).execute();
+  await db
+    .insertInto('change_version')
+    .values([{ topic: 'clients' }, { topic: 'keys' }])
+    .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

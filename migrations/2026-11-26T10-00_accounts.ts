@@ -27,7 +27,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('email', 'text', (c) => c.notNull())
     .addColumn('role', 'text', (c) => c.notNull())
     .addColumn('permissions', 'jsonb', (c) => c.notNull().defaultTo(sql`'[]'::jsonb`))
-    .addColumn('purpose', 'text', (c) => c.notNull().defaultTo('enroll').check(sql`purpose in ('enroll', 'reset')`))
+    .addColumn('purpose', 'text', (c) =>
+      c
+        .notNull()
+        .defaultTo('enroll')
+        .check(sql`purpose in ('enroll', 'reset')`),
+    )
     .addColumn('account_id', 'text', (c) => c.references('account.id').onDelete('cascade'))
     .addColumn('created_by', 'text')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
@@ -84,10 +89,15 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   // Sessions listed per person (/account) without scanning every payload.
   await sql`create index oidc_payload_session_account on oidc_payload ((payload->>'accountId')) where model = 'Session'`.execute(db);
-  await db.insertInto('change_version').values([{ topic: 'accounts' }]).onConflict((oc) => oc.doNothing()).execute();
+  await db
+    .insertInto('change_version')
+    .values([{ topic: 'accounts' }])
+    .onConflict((oc) => oc.doNothing())
+    .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop index if exists oidc_payload_session_account`.execute(db);
-  for (const t of ['webauthn_challenge', 'backup_code', 'webauthn_credential', 'totp_credential', 'invitation', 'account']) await db.schema.dropTable(t).execute();
+  for (const t of ['webauthn_challenge', 'backup_code', 'webauthn_credential', 'totp_credential', 'invitation', 'account'])
+    await db.schema.dropTable(t).execute();
 }

@@ -15,7 +15,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('target', 'text')
     .addColumn('outcome', 'text', (c) => c.notNull().check(sql`outcome in ('success', 'failure', 'denied')`))
     .addColumn('request_id', 'text')
-    .addColumn('details', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`).check(sql`jsonb_typeof(details) = 'object'`))
+    .addColumn('details', 'jsonb', (c) =>
+      c
+        .notNull()
+        .defaultTo(sql`'{}'::jsonb`)
+        .check(sql`jsonb_typeof(details) = 'object'`),
+    )
     .addColumn('prev_hash', 'text', (c) => c.notNull())
     .addColumn('hash', 'text', (c) => c.notNull())
     .execute();
@@ -23,7 +28,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   // filter and the keyset pagination on seq.
   await db.schema.createIndex('audit_event_action_seq').on('audit_event').columns(['action', 'seq']).execute();
   await db.schema.createIndex('audit_event_actor_seq').on('audit_event').columns(['actor', 'seq']).execute();
-  await db.schema.createIndex('audit_event_target_seq').on('audit_event').columns(['target', 'seq']).where('target', 'is not', null).execute();
+  await db.schema
+    .createIndex('audit_event_target_seq')
+    .on('audit_event')
+    .columns(['target', 'seq'])
+    .where('target', 'is not', null)
+    .execute();
   await db.schema.createIndex('audit_event_time').on('audit_event').columns(['time']).execute();
 
   await db.schema

@@ -9,7 +9,7 @@ import type { Config } from './config/config.ts';
 import { loadMasterKey } from './crypto/master-key.ts';
 import { deriveKey } from './crypto/derive-key.ts';
 import { createSealer, type Sealer } from './crypto/seal.ts';
-import { openDatabase, type Db } from './db/connect.ts';
+import { openDatabase, type Connection } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
@@ -46,7 +46,7 @@ import { startBackgroundJobs } from './jobs/background.ts';
 
 export interface Gatehouse {
   config: Config;
-  db: Db;
+  db: Connection;
   log: Logger;
   metrics: Metrics;
   sealer: Sealer;
@@ -67,7 +67,7 @@ export interface StartOptions {
   /** Poll interval of the change feed (ms). */
   pollMs?: number;
   /** Use an already-open database (tests). */
-  db?: Db;
+  db?: Connection;
   /** Run background jobs (cleanup, automatic key rotation). */
   jobs?: boolean;
 }
@@ -76,7 +76,13 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const log = opts.log ?? createLogger(config.logLevel);
   const masterKey = loadMasterKey(config, (msg) => log.warn(msg));
   const sealer = createSealer(masterKey);
-  const db = opts.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, onIdleError: (err) => log.warn({ err: err.message }, 'idle database connection lost') }));
+  const db =
+    opts.db ??
+    (await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      onIdleError: (err) => log.warn({ err: err.message }, 'idle database connection lost'),
+    }));
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
@@ -158,10 +164,26 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics, metricsToken: config.metricsToken });
   // The second factors, built once: every flow that enrolls, checks or removes one gets this registry.
   const factors = secondFactors({ sealer, rp: relyingPartyFor(config.issuer), backupCodeKey: deriveBackupCodeKey(masterKey) });
-  signInRoutes(router, { signIn: signInService(db.kysely, factors), provider: () => provider, csrf, bruteForce: createBruteForce(db), audit });
+  signInRoutes(router, {
+    signIn: signInService(db.kysely, factors),
+    provider: () => provider,
+    csrf,
+    bruteForce: createBruteForce(db),
+    audit,
+  });
   enrollRoutes(router, { enrollment: enrollmentService(db.kysely, factors), csrf, audit, afterEnrollment: '/account' });
   accountRoutes(router, { selfService: selfService(db.kysely, factors), provider: () => provider, issuer: config.issuer, csrf, audit });
-  await adminRoutes(router, { db: db.kysely, csrf, sealer, issuer: config.issuer, secure: isHttps, publishedKeys: () => keySet.published, keyPolicy, clients, log });
+  await adminRoutes(router, {
+    db: db.kysely,
+    csrf,
+    sealer,
+    issuer: config.issuer,
+    secure: isHttps,
+    publishedKeys: () => keySet.published,
+    keyPolicy,
+    clients,
+    log,
+  });
   jwksRoute(router, { keys: () => keySet, maxAgeSeconds: config.jwksMaxAgeSeconds });
   staticRoutes(router);
   app.use(router.routes());
@@ -172,7 +194,10 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     await callback(ctx.req, ctx.res);
   });
 
-  const jobs = opts.jobs !== false ? startBackgroundJobs({ db: db.kysely, sealer, keyPolicy, keyRotationSeconds: config.keyRotationSeconds, audit, log }) : null;
+  const jobs =
+    opts.jobs !== false
+      ? startBackgroundJobs({ db: db.kysely, sealer, keyPolicy, keyRotationSeconds: config.keyRotationSeconds, audit, log })
+      : null;
 
   let listening: Listening | null = null;
 

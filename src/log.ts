@@ -3,11 +3,31 @@
 import { pino, type Logger } from 'pino';
 
 export const REDACT_PATHS = [
-  'password', '*.password', 'secret', '*.secret', 'client_secret', '*.client_secret',
-  'code', '*.code', 'token', '*.token', 'refresh_token', '*.refresh_token', 'access_token', '*.access_token',
-  'totp', '*.totp', 'seed', '*.seed', 'backup_code', '*.backup_code',
-  'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]',
-  'headers.authorization', 'headers.cookie',
+  'password',
+  '*.password',
+  'secret',
+  '*.secret',
+  'client_secret',
+  '*.client_secret',
+  'code',
+  '*.code',
+  'token',
+  '*.token',
+  'refresh_token',
+  '*.refresh_token',
+  'access_token',
+  '*.access_token',
+  'totp',
+  '*.totp',
+  'seed',
+  '*.seed',
+  'backup_code',
+  '*.backup_code',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'headers.cookie',
 ];
 
 export type { Logger };

@@ -18,7 +18,10 @@
   }
   function showError(box, message) {
     var alert = document.querySelector('[data-passkey-error]');
-    if (alert) { alert.textContent = message; alert.hidden = false; }
+    if (alert) {
+      alert.textContent = message;
+      alert.hidden = false;
+    }
   }
   // Enrollment with a passkey ends here: the backup codes, shown once, built as DOM (no HTML strings).
   function showBackupCodes(codes, next) {
@@ -50,9 +53,7 @@
     var csrf = box.getAttribute('data-csrf');
     return post(box.getAttribute('data-options'), csrf)
       .then(function (options) {
-        return mode === 'register'
-          ? lib.startRegistration({ optionsJSON: options })
-          : lib.startAuthentication({ optionsJSON: options });
+        return mode === 'register' ? lib.startRegistration({ optionsJSON: options }) : lib.startAuthentication({ optionsJSON: options });
       })
       .then(function (answer) {
         var nameInput = document.getElementById('passkey-name');
@@ -69,29 +70,45 @@
   }
   document.addEventListener('DOMContentLoaded', function () {
     if (!lib || !window.PublicKeyCredential) {
-      document.querySelectorAll('[data-passkey-button]').forEach(function (b) { b.disabled = true; });
+      document.querySelectorAll('[data-passkey-button]').forEach(function (b) {
+        b.disabled = true;
+      });
       return;
     }
     document.querySelectorAll('[data-passkey-signin]').forEach(function (box) {
-      box.querySelector('[data-passkey-button]').addEventListener('click', function () { run(box, 'signin'); });
+      box.querySelector('[data-passkey-button]').addEventListener('click', function () {
+        run(box, 'signin');
+      });
       // Passkey autofill: where the browser supports conditional mediation, the email field
       // offers the person's passkeys; picking one signs in without a click on the button.
       if (box.hasAttribute('data-autofill') && lib.browserSupportsWebAuthnAutofill) {
-        lib.browserSupportsWebAuthnAutofill().then(function (supported) {
-          if (!supported) return;
-          var csrf = box.getAttribute('data-csrf');
-          return post(box.getAttribute('data-options'), csrf)
-            .then(function (options) { return lib.startAuthentication({ optionsJSON: options, useBrowserAutofill: true }); })
-            .then(function (answer) { return post(box.getAttribute('data-verify'), csrf, { response: answer }); })
-            .then(function (result) { window.location.assign(result.location); });
-        }).catch(function (err) {
-          // Aborted when the person uses the button or the form instead: nothing to show.
-          if (err && err.name !== 'AbortError' && !/abort/i.test(String(err.message))) showError(box, err.message || 'The passkey could not be used.');
-        });
+        lib
+          .browserSupportsWebAuthnAutofill()
+          .then(function (supported) {
+            if (!supported) return;
+            var csrf = box.getAttribute('data-csrf');
+            return post(box.getAttribute('data-options'), csrf)
+              .then(function (options) {
+                return lib.startAuthentication({ optionsJSON: options, useBrowserAutofill: true });
+              })
+              .then(function (answer) {
+                return post(box.getAttribute('data-verify'), csrf, { response: answer });
+              })
+              .then(function (result) {
+                window.location.assign(result.location);
+              });
+          })
+          .catch(function (err) {
+            // Aborted when the person uses the button or the form instead: nothing to show.
+            if (err && err.name !== 'AbortError' && !/abort/i.test(String(err.message)))
+              showError(box, err.message || 'The passkey could not be used.');
+          });
       }
     });
     document.querySelectorAll('[data-passkey-register]').forEach(function (box) {
-      box.querySelector('[data-passkey-button]').addEventListener('click', function () { run(box, 'register'); });
+      box.querySelector('[data-passkey-button]').addEventListener('click', function () {
+        run(box, 'register');
+      });
     });
   });
 })();

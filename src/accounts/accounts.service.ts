@@ -3,17 +3,17 @@
 // sessions) bumps the `accounts` change version in the same transaction, so every instance
 // drops what it cached; claims are recomputed at the next refresh (DESIGN.md, "Refresh token").
 import crypto from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Role } from '../authz/model.ts';
 import { bumpVersion } from '../db/change-feed.ts';
 import type { AccountRow, AccountStatus, Database } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
+import { inTransaction } from '../db/transaction.ts';
 import * as repo from './accounts.repository.ts';
 import { normalizeEmail } from './email.ts';
 import { checkNewPassword, hashPassword, passwordNeedsRehash, verifyPassword } from './password.ts';
 import { parseOrThrow, permissionsSchema, roleSchema } from './validation.ts';
-
-type Db = Kysely<Database>; // a Transaction is one too: every function here composes into a caller's
+import type { Db } from '../db/handle.ts';
 
 export interface Account {
   id: string;
@@ -71,11 +71,17 @@ export async function createAccount(db: Db, input: CreateAccountInput): Promise<
   const email = normalizeEmail(input.email);
   const role = parseOrThrow(roleSchema, input.role, 'role');
   const permissions = parseOrThrow(permissionsSchema, input.permissions ?? [], 'permissions');
-  return repo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     if (await repo.findAccountByEmail(trx, email)) throw emailTaken(email);
     let row: AccountRow;
     try {
-      row = await repo.insertAccount(trx, { id: input.id && /^usr_[A-Za-z0-9_-]{20}$/.test(input.id) ? input.id : newAccountId(), email, role, permissions, password_hash: input.passwordHash });
+      row = await repo.insertAccount(trx, {
+        id: input.id && /^usr_[A-Za-z0-9_-]{20}$/.test(input.id) ? input.id : newAccountId(),
+        email,
+        role,
+        permissions,
+        password_hash: input.passwordHash,
+      });
     } catch (err) {
       // A concurrent enrollment for the same email won the unique index.
       if ((err as { code?: string }).code === '23505') throw emailTaken(email);
@@ -127,7 +133,11 @@ function notFound(id: string): GatehouseError {
  * Lock the active owners, then the account, and refuse a change that would leave no active
  * owner: nobody could then manage users, and recovery would need database access.
  */
-async function lockForOwnerChange(trx: Transaction<Database>, id: string, losesOwnership: (row: AccountRow) => boolean): Promise<AccountRow> {
+async function lockForOwnerChange(
+  trx: Transaction<Database>,
+  id: string,
+  losesOwnership: (row: AccountRow) => boolean,
+): Promise<AccountRow> {
   const owners = await repo.lockActiveOwners(trx);
   const row = await repo.lockAccount(trx, id);
   if (!row) throw notFound(id);
@@ -139,7 +149,7 @@ async function lockForOwnerChange(trx: Transaction<Database>, id: string, losesO
 
 export async function setRole(db: Db, id: string, role: string): Promise<Account> {
   const next = parseOrThrow(roleSchema, role, 'role');
-  return repo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     await lockForOwnerChange(trx, id, () => next !== 'owner');
     await repo.updateAccount(trx, id, { role: next });
     await bumpVersion(trx, 'accounts');
@@ -149,7 +159,7 @@ export async function setRole(db: Db, id: string, role: string): Promise<Account
 
 export async function setPermissions(db: Db, id: string, permissions: string[]): Promise<Account> {
   const list = parseOrThrow(permissionsSchema, permissions, 'permissions');
-  return repo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     if (!(await repo.updateAccount(trx, id, { permissions: JSON.stringify(list) }))) throw notFound(id);
     await bumpVersion(trx, 'accounts');
     return toAccount((await repo.findAccount(trx, id))!);
@@ -158,7 +168,7 @@ export async function setPermissions(db: Db, id: string, permissions: string[]):
 
 /** Disabling also ends every session and revokes every refresh token at once. */
 export async function disableAccount(db: Db, id: string): Promise<Account> {
-  return repo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     await lockForOwnerChange(trx, id, () => true);
     await repo.updateAccount(trx, id, { status: 'disabled', sessions_valid_after: new Date() });
     await repo.deleteOidcRows(trx, id);
@@ -168,7 +178,7 @@ export async function disableAccount(db: Db, id: string): Promise<Account> {
 }
 
 export async function enableAccount(db: Db, id: string): Promise<Account> {
-  return repo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     if (!(await repo.updateAccount(trx, id, { status: 'active' }))) throw notFound(id);
     await bumpVersion(trx, 'accounts');
     return toAccount((await repo.findAccount(trx, id))!);
@@ -185,9 +195,10 @@ export async function setPassword(db: Db, id: string, password: string, opts: { 
   const current = await getAccount(db, id);
   checkNewPassword(password, [current.email]);
   const hash = await hashPassword(password);
-  return repo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     const now = new Date();
-    if (!(await repo.updateAccount(trx, id, { password_hash: hash, password_changed_at: now, sessions_valid_after: now }))) throw notFound(id);
+    if (!(await repo.updateAccount(trx, id, { password_hash: hash, password_changed_at: now, sessions_valid_after: now })))
+      throw notFound(id);
     await repo.deleteOidcRows(trx, id, opts.exceptSessionId ?? null);
     await bumpVersion(trx, 'accounts');
     return toAccount((await repo.findAccount(trx, id))!);
@@ -207,7 +218,7 @@ export async function recordSignIn(db: Db, id: string, at: Date = new Date()): P
 
 /** "Sign out everywhere": every session and refresh token of the person, now. */
 export async function endAllSessions(db: Db, id: string): Promise<{ deleted: number }> {
-  return repo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     if (!(await repo.updateAccount(trx, id, { sessions_valid_after: new Date() }))) throw notFound(id);
     const deleted = await repo.deleteOidcRows(trx, id);
     await bumpVersion(trx, 'accounts');

@@ -1,18 +1,28 @@
 // The `enrollment` table: the choices made along an invitation's enrollment (src/accounts/enrollment.ts).
-import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { Database, EnrollmentTable } from '../db/schema.ts';
+import type { Selectable } from 'kysely';
+import type { EnrollmentTable } from '../db/schema.ts';
+import type { Db } from '../db/handle.ts';
 
-type Q = Kysely<Database> | Transaction<Database>;
 export type EnrollmentRow = Selectable<EnrollmentTable>;
 
-export function findLiveEnrollment(db: Q, invitationId: string, now: Date): Promise<EnrollmentRow | undefined> {
+export function findLiveEnrollment(db: Db, invitationId: string, now: Date): Promise<EnrollmentRow | undefined> {
   return db.selectFrom('enrollment').selectAll().where('invitation_id', '=', invitationId).where('expires_at', '>', now).executeTakeFirst();
 }
 
-export async function upsertEnrollment(db: Q, invitationId: string, row: Omit<EnrollmentRow, 'invitation_id'>): Promise<void> {
-  await db.insertInto('enrollment').values({ invitation_id: invitationId, ...row }).onConflict((oc) => oc.column('invitation_id').doUpdateSet(row)).execute();
+export async function upsertEnrollment(db: Db, invitationId: string, row: Omit<EnrollmentRow, 'invitation_id'>): Promise<void> {
+  await db
+    .insertInto('enrollment')
+    .values({ invitation_id: invitationId, ...row })
+    .onConflict((oc) => oc.column('invitation_id').doUpdateSet(row))
+    .execute();
 }
 
-export async function deleteEnrollment(db: Q, invitationId: string): Promise<void> {
+export async function deleteEnrollment(db: Db, invitationId: string): Promise<void> {
   await db.deleteFrom('enrollment').where('invitation_id', '=', invitationId).execute();
+}
+
+/** Enrollments in progress that were abandoned (the invitation link itself is kept). */
+export async function deleteExpiredEnrollments(db: Db, now: Date = new Date()): Promise<number> {
+  const res = await db.deleteFrom('enrollment').where('expires_at', '<', now).executeTakeFirst();
+  return Number(res.numDeletedRows);
 }

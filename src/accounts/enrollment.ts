@@ -5,18 +5,16 @@
 //
 // States: no row -> password chosen (or skipped for a passkey) -> factor confirmed (done).
 // A factor reset keeps the account (and its password, if it has one): it starts at the factor.
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
 import { GatehouseError, isGatehouseError } from '../errors.ts';
 import type { SecondFactors } from '../mfa/registry.ts';
-import { findAccountByEmail, inTransaction, updateAccount } from './accounts.repository.ts';
+import { findAccountByEmail, updateAccount } from './accounts.repository.ts';
+import { inTransaction } from '../db/transaction.ts';
 import { findAccount, getAccount, newAccountId, type Account } from './accounts.service.ts';
 import { normalizeEmail } from './email.ts';
 import * as repo from './enrollment.repository.ts';
 import { FIRST_OWNER_EMAIL, consumeInvitation, enrollAccount, findValidInvitation, type Invitation } from './invitations.ts';
 import { checkNewPassword, hashPassword } from './password.ts';
-
-type Db = Kysely<Database>;
+import type { Db } from '../db/handle.ts';
 
 const ENROLLMENT_TTL_SECONDS = 3600;
 
@@ -51,7 +49,8 @@ export function enrollmentService(db: Db, factors: SecondFactors) {
   const current = (inv: Invitation) => repo.findLiveEnrollment(db, inv.id, new Date());
 
   /** A reset keeps the account (and its password, if it has one); only the factors are new. */
-  const accountHasPassword = async (inv: Invitation) => (inv.purpose === 'reset' && inv.account_id ? !!(await findAccount(db, inv.account_id))?.has_password : false);
+  const accountHasPassword = async (inv: Invitation) =>
+    inv.purpose === 'reset' && inv.account_id ? !!(await findAccount(db, inv.account_id))?.has_password : false;
 
   async function save(inv: Invitation, changes: { email?: string; password_hash?: string | null; totp_seed_sealed?: string | null }) {
     const existing = await current(inv);
@@ -72,7 +71,9 @@ export function enrollmentService(db: Db, factors: SecondFactors) {
     if (!row) throw new GatehouseError('VALIDATION', 'This enrollment has expired. Open the invitation link again.');
     return inTransaction(db, async (trx) => {
       const account =
-        inv.purpose === 'reset' ? await resetAccount(trx, token, row.password_hash) : await enrollAccount(trx, token, { passwordHash: row.password_hash, email: row.email, accountId: row.account_id });
+        inv.purpose === 'reset'
+          ? await resetAccount(trx, token, row.password_hash)
+          : await enrollAccount(trx, token, { passwordHash: row.password_hash, email: row.email, accountId: row.account_id });
       const factor = await addFactor(trx, account.id);
       const codes = await factors.backupCodes.regenerate(trx, account.id);
       await repo.deleteEnrollment(trx, inv.id);
@@ -94,7 +95,10 @@ export function enrollmentService(db: Db, factors: SecondFactors) {
     },
 
     /** The password step (and the email, for the first owner's invitation, which carries none). */
-    async choosePassword(inv: Invitation, body: { email?: unknown; password?: unknown }): Promise<{ ok: true } | ({ ok: false; status: number } & PasswordRetry)> {
+    async choosePassword(
+      inv: Invitation,
+      body: { email?: unknown; password?: unknown },
+    ): Promise<{ ok: true } | ({ ok: false; status: number } & PasswordRetry)> {
       let email = inv.email;
       try {
         if (inv.email === FIRST_OWNER_EMAIL) email = normalizeEmail(body.email);
@@ -127,11 +131,13 @@ export function enrollmentService(db: Db, factors: SecondFactors) {
     /** Confirm the shown seed with a code and finish; or say why the factor page is shown again. */
     async confirmTotp(inv: Invitation, token: unknown, code: unknown): Promise<({ ok: true } & Enrolled) | { ok: false; error: string }> {
       const row = await current(inv);
-      if (!row?.totp_seed_sealed || (row.password_hash === null && !(await accountHasPassword(inv)))) return { ok: false, error: 'Start again: set a password first.' };
+      if (!row?.totp_seed_sealed || (row.password_hash === null && !(await accountHasPassword(inv))))
+        return { ok: false, error: 'Start again: set a password first.' };
       const totp = factors.totp;
       const seed = totp.openSeed(row.totp_seed_sealed, inv.id);
       const step = await totp.checkSeed(seed, code);
-      if (step === null) return { ok: false, error: 'That code is not right. Check the time on your device and enter the code your app shows now.' };
+      if (step === null)
+        return { ok: false, error: 'That code is not right. Check the time on your device and enter the code your app shows now.' };
       const done = await complete(inv, token, async (trx, accountId) => {
         await totp.adoptSeed(trx, accountId, seed, step);
         return totp.id;
@@ -141,7 +147,8 @@ export function enrollmentService(db: Db, factors: SecondFactors) {
 
     /** Start a passkey registration; with no password step yet, the person enrolls with the passkey alone. */
     async passkeyOptions(inv: Invitation) {
-      if (inv.email === FIRST_OWNER_EMAIL && !(await current(inv))) throw new GatehouseError('VALIDATION', 'Enter your email and a password first.');
+      if (inv.email === FIRST_OWNER_EMAIL && !(await current(inv)))
+        throw new GatehouseError('VALIDATION', 'Enter your email and a password first.');
       const row = (await current(inv)) ?? (await save(inv, { password_hash: null }));
       return factors.passkeys.registrationOptions(db, `enroll:${inv.id}`, { id: row.account_id, email: row.email });
     },

@@ -1,7 +1,6 @@
-import { type Kysely, type Transaction, sql } from 'kysely';
+import { type Transaction, sql } from 'kysely';
 import type { Database, InvitationRow } from '../db/schema.ts';
-
-type Q = Kysely<Database> | Transaction<Database>;
+import type { Db } from '../db/handle.ts';
 
 /**
  * Serialize invitation changes for one email until the transaction ends, so two owners
@@ -12,14 +11,30 @@ export async function lockEmail(trx: Transaction<Database>, email: string): Prom
 }
 
 /** Older unused links for this email stop working (kept, not deleted, for the record). */
-export async function invalidateUnused(db: Q, email: string, now: Date): Promise<number> {
-  const res = await db.updateTable('invitation').set({ expires_at: now }).where('email', '=', email).where('used_at', 'is', null).where('expires_at', '>', now).executeTakeFirst();
+export async function invalidateUnused(db: Db, email: string, now: Date): Promise<number> {
+  const res = await db
+    .updateTable('invitation')
+    .set({ expires_at: now })
+    .where('email', '=', email)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
   return Number(res.numUpdatedRows);
 }
 
 export async function insertInvitation(
-  db: Q,
-  row: { id: string; token_hash: string; email: string; role: string; permissions: string[]; purpose: 'enroll' | 'reset'; account_id: string | null; created_by: string | null; expires_at: Date },
+  db: Db,
+  row: {
+    id: string;
+    token_hash: string;
+    email: string;
+    role: string;
+    permissions: string[];
+    purpose: 'enroll' | 'reset';
+    account_id: string | null;
+    created_by: string | null;
+    expires_at: Date;
+  },
 ): Promise<InvitationRow> {
   return db
     .insertInto('invitation')
@@ -28,12 +43,18 @@ export async function insertInvitation(
     .executeTakeFirstOrThrow();
 }
 
-export function findValidByHash(db: Q, tokenHash: string, now: Date): Promise<InvitationRow | undefined> {
-  return db.selectFrom('invitation').selectAll().where('token_hash', '=', tokenHash).where('used_at', 'is', null).where('expires_at', '>', now).executeTakeFirst();
+export function findValidByHash(db: Db, tokenHash: string, now: Date): Promise<InvitationRow | undefined> {
+  return db
+    .selectFrom('invitation')
+    .selectAll()
+    .where('token_hash', '=', tokenHash)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
 }
 
 /** Single use by construction: of two concurrent consumers, the second matches no row. */
-export function consumeByHash(db: Q, tokenHash: string, now: Date): Promise<InvitationRow | undefined> {
+export function consumeByHash(db: Db, tokenHash: string, now: Date): Promise<InvitationRow | undefined> {
   return db
     .updateTable('invitation')
     .set({ used_at: now })
@@ -44,12 +65,6 @@ export function consumeByHash(db: Q, tokenHash: string, now: Date): Promise<Invi
     .executeTakeFirst();
 }
 
-export async function setAccount(db: Q, id: string, accountId: string): Promise<void> {
+export async function setAccount(db: Db, id: string, accountId: string): Promise<void> {
   await db.updateTable('invitation').set({ account_id: accountId }).where('id', '=', id).execute();
-}
-
-/** Enrollments in progress that were abandoned (the invitation link itself is kept). */
-export async function deleteExpiredEnrollments(db: Q, now: Date = new Date()): Promise<number> {
-  const res = await db.deleteFrom('enrollment').where('expires_at', '<', now).executeTakeFirst();
-  return Number(res.numDeletedRows);
 }

@@ -3,18 +3,17 @@
 // lookup by hash gives nothing to time (a fast hash is sound for a secret nobody chose, as for
 // client secrets in src/clients/secret.ts).
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Role } from '../authz/model.ts';
-import type { Database, InvitationRow } from '../db/schema.ts';
+import type { InvitationRow } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
 import { type Account, countOwners, createAccount } from './accounts.service.ts';
 import * as accountsRepo from './accounts.repository.ts';
 import { normalizeEmail } from './email.ts';
 import * as repo from './invitations.repository.ts';
 import { parseOrThrow, permissionsSchema, roleSchema } from './validation.ts';
-
-type Db = Kysely<Database>;
+import type { Db } from '../db/handle.ts';
+import { inTransaction } from '../db/transaction.ts';
 
 export const DEFAULT_INVITATION_TTL_SECONDS = 72 * 3600;
 const MIN_TTL_SECONDS = 60;
@@ -98,25 +97,43 @@ export async function createInvitation(db: Db, input: CreateInvitationInput): Pr
   const ttl = parseOrThrow(ttlSchema, input.ttlSeconds ?? DEFAULT_INVITATION_TTL_SECONDS, 'ttlSeconds');
   const requestedRole = purpose === 'enroll' ? parseOrThrow(roleSchema, input.role, 'role') : null;
   const permissions = parseOrThrow(permissionsSchema, input.permissions ?? [], 'permissions');
-  return accountsRepo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     await repo.lockEmail(trx, email);
     const existing = await accountsRepo.findAccountByEmail(trx, email);
     if (purpose === 'enroll' && existing) {
       throw new GatehouseError(
         'CONFLICT',
-        existing.status === 'active' ? `${email} already has an account.` : `${email} already has a disabled account: enable it instead of inviting again.`,
+        existing.status === 'active'
+          ? `${email} already has an account.`
+          : `${email} already has a disabled account: enable it instead of inviting again.`,
         { field: 'email' },
       );
     }
     if (purpose === 'reset' && !existing) throw new GatehouseError('NOT_FOUND', `No account for ${email}.`, { field: 'email' });
     const role = requestedRole ?? (existing!.role as Role);
-    return issue(trx, { email, role, permissions: purpose === 'reset' ? existing!.permissions : permissions, purpose, accountId: existing?.id ?? null, createdBy: input.createdBy ?? null, ttl });
+    return issue(trx, {
+      email,
+      role,
+      permissions: purpose === 'reset' ? existing!.permissions : permissions,
+      purpose,
+      accountId: existing?.id ?? null,
+      createdBy: input.createdBy ?? null,
+      ttl,
+    });
   });
 }
 
 async function issue(
   trx: Db,
-  v: { email: string; role: Role; permissions: string[]; purpose: InvitationPurpose; accountId: string | null; createdBy: string | null; ttl: number },
+  v: {
+    email: string;
+    role: Role;
+    permissions: string[];
+    purpose: InvitationPurpose;
+    accountId: string | null;
+    createdBy: string | null;
+    ttl: number;
+  },
 ): Promise<CreatedInvitation> {
   const now = new Date();
   await repo.invalidateUnused(trx, v.email, now);
@@ -143,10 +160,18 @@ async function issue(
  */
 export async function firstOwnerInvitation(db: Db, ttlSeconds = DEFAULT_INVITATION_TTL_SECONDS): Promise<CreatedInvitation | null> {
   const ttl = parseOrThrow(ttlSchema, ttlSeconds, 'ttlSeconds');
-  return accountsRepo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     await repo.lockEmail(trx, FIRST_OWNER_EMAIL);
     if ((await countOwners(trx)) > 0) return null;
-    return issue(trx, { email: FIRST_OWNER_EMAIL, role: 'owner', permissions: [], purpose: 'enroll', accountId: null, createdBy: null, ttl });
+    return issue(trx, {
+      email: FIRST_OWNER_EMAIL,
+      role: 'owner',
+      permissions: [],
+      purpose: 'enroll',
+      accountId: null,
+      createdBy: null,
+      ttl,
+    });
   });
 }
 
@@ -162,7 +187,8 @@ export async function findValidInvitation(db: Db, token: unknown): Promise<Invit
  * Run it in the transaction that acts on the invitation, so a failure later on gives it back.
  */
 export async function consumeInvitation(trx: Db, token: unknown): Promise<Invitation> {
-  const row = typeof token === 'string' && TOKEN_RE.test(token) ? await repo.consumeByHash(trx, hashInvitationToken(token), new Date()) : undefined;
+  const row =
+    typeof token === 'string' && TOKEN_RE.test(token) ? await repo.consumeByHash(trx, hashInvitationToken(token), new Date()) : undefined;
   if (!row) throw new GatehouseError('NOT_FOUND', INVITATION_INVALID_MESSAGE, { reason: 'invitation_invalid' });
   return toInvitation(row);
 }
@@ -182,16 +208,23 @@ export interface EnrollInput {
  * expired invitation creates nothing.
  */
 export async function enrollAccount(db: Db, token: unknown, input: EnrollInput): Promise<Account> {
-  return accountsRepo.inTransaction(db, async (trx) => {
+  return inTransaction(db, async (trx) => {
     const invitation = await consumeInvitation(trx, token);
-    if (invitation.purpose !== 'enroll') throw new GatehouseError('VALIDATION', 'This link resets the factors of an existing account; it cannot create one.');
+    if (invitation.purpose !== 'enroll')
+      throw new GatehouseError('VALIDATION', 'This link resets the factors of an existing account; it cannot create one.');
     let email = invitation.email;
     if (email === FIRST_OWNER_EMAIL) {
       // An owner enrolled some other way (the CLI) since the link was printed: it is void.
       if ((await countOwners(trx)) > 0) throw new GatehouseError('CONFLICT', 'An owner already exists. Ask them for an invitation.');
       email = normalizeEmail(input.email);
     }
-    const account = await createAccount(trx, { email, role: invitation.role, permissions: invitation.permissions, passwordHash: input.passwordHash, ...(input.accountId ? { id: input.accountId } : {}) });
+    const account = await createAccount(trx, {
+      email,
+      role: invitation.role,
+      permissions: invitation.permissions,
+      passwordHash: input.passwordHash,
+      ...(input.accountId ? { id: input.accountId } : {}),
+    });
     await repo.setAccount(trx, invitation.id, account.id);
     return account;
   });

@@ -12,4 +12,3 @@ export const permissionsSchema = z
   .array(z.string().refine(isPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject'))
   .max(MAX_PERMISSIONS, `at most ${MAX_PERMISSIONS} permissions`)
   .transform((list) => [...new Set(list)]);
-

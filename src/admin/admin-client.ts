@@ -2,11 +2,10 @@
 // first-party, public browser client that signs in with code + PKCE like any other application.
 // Its id is fixed so that every instance and every restart agrees on it; its redirect URI
 // follows the issuer, so the row is brought up to date at every start.
-import type { Kysely } from 'kysely';
 import { canonicalJson } from '../audit/canonical.ts';
 import { bumpVersion } from '../db/change-feed.ts';
-import type { Database } from '../db/schema.ts';
-import * as repo from './admin.repository.ts';
+import * as repo from '../clients/clients.repository.ts';
+import type { Db } from '../db/handle.ts';
 
 export const ADMIN_CLIENT_ID = 'gatehouse-admin';
 export const ADMIN_CLIENT_NAME = 'Gatehouse admin';
@@ -33,12 +32,17 @@ export function adminClientMetadata(issuer: string): Record<string, unknown> {
  * Returns whether the row changed; the `clients` version is bumped then, so every instance's
  * client cache drops it.
  */
-export async function ensureAdminClient(db: Kysely<Database>, issuer: string): Promise<boolean> {
+export async function ensureAdminClient(db: Db, issuer: string): Promise<boolean> {
   const metadata = adminClientMetadata(issuer);
   return db.transaction().execute(async (trx) => {
     const row = await repo.findClientForUpdate(trx, ADMIN_CLIENT_ID);
     // jsonb reorders keys: compare canonical forms.
-    const same = row && row.kind === 'browser' && row.secret_hash === null && row.name === ADMIN_CLIENT_NAME && canonicalJson(row.metadata) === canonicalJson(metadata);
+    const same =
+      row &&
+      row.kind === 'browser' &&
+      row.secret_hash === null &&
+      row.name === ADMIN_CLIENT_NAME &&
+      canonicalJson(row.metadata) === canonicalJson(metadata);
     if (same) return false;
     await repo.upsertBuiltInClient(trx, { client_id: ADMIN_CLIENT_ID, name: ADMIN_CLIENT_NAME, metadata: JSON.stringify(metadata) });
     await bumpVersion(trx, 'clients');

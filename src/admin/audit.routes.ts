@@ -2,15 +2,14 @@
 // chain verifies. Verification walks the whole chain (a page of rows at a time) on each view:
 // cheap for the log sizes Gatehouse is built for, and never stale.
 import type Router from '@koa/router';
-import type { Kysely } from 'kysely';
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../audit/actions.ts';
 import { listAudit, type AuditPage } from '../audit/query.ts';
 import { verifyAudit } from '../audit/verify.ts';
-import type { Database } from '../db/schema.ts';
 import { isGatehouseError } from '../errors.ts';
 import { auditPage, type AuditFilter } from '../../views/admin/audit.ts';
 import type { Guard } from './guard.ts';
 import { one } from './input.ts';
+import type { Db } from '../db/handle.ts';
 
 export const AUDIT_PAGE_SIZE = 50;
 
@@ -36,7 +35,7 @@ function href(f: AuditFilter, before: number | null): string {
   return s ? `/admin/audit?${s}` : '/admin/audit';
 }
 
-export function auditRoutes(router: Router, deps: { db: Kysely<Database>; guard: Guard }): void {
+export function auditRoutes(router: Router, deps: { db: Db; guard: Guard }): void {
   const { db, guard } = deps;
   router.get('/admin/audit', async (ctx) => {
     const r = await guard.page(ctx, 'audit');
@@ -57,6 +56,16 @@ export function auditRoutes(router: Router, deps: { db: Kysely<Database>; guard:
       error = err.message;
     }
     const verify = await verifyAudit(db);
-    guard.html(ctx, auditPage(r.frame, { events: page.events, filter: f, verify, olderHref: page.nextBeforeSeq !== null ? href(f, page.nextBeforeSeq) : null, newestHref: f.before !== null ? href(f, null) : null, error }));
+    guard.html(
+      ctx,
+      auditPage(r.frame, {
+        events: page.events,
+        filter: f,
+        verify,
+        olderHref: page.nextBeforeSeq !== null ? href(f, page.nextBeforeSeq) : null,
+        newestHref: f.before !== null ? href(f, null) : null,
+        error,
+      }),
+    );
   });
 }

@@ -3,12 +3,11 @@
 // token, the same checks (a refusal is itself audited), and a sign-in younger than
 // or else the person is sent to sign in again and brought back.
 import type { Context } from 'koa';
-import type { Kysely } from 'kysely';
 import type { Account } from '../accounts/accounts.service.ts';
 import { GatehouseError, isGatehouseError } from '../errors.ts';
 import type { AuditAction } from '../audit/actions.ts';
 import { appendAudit } from '../audit/audit.service.ts';
-import type { Database, AuditOutcome } from '../db/schema.ts';
+import type { AuditOutcome } from '../db/schema.ts';
 import type { Csrf } from '../http/csrf.ts';
 import { deniedPage } from '../../views/admin/pages.ts';
 import type { AdminFrame } from '../../views/admin/layout.ts';
@@ -16,6 +15,7 @@ import { adminAccess, type AdminAccess, type AdminArea } from './access.ts';
 import { safeReturnTo } from './input.ts';
 import { ADMIN_SESSION_COOKIE, findAdminSession, isFresh, type AdminSession } from './sessions.ts';
 import { FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
+import type { Db } from '../db/handle.ts';
 
 export interface AdminRequest {
   account: Account;
@@ -43,7 +43,7 @@ export interface Guard {
   page(ctx: Context, area: AdminArea): Promise<AdminRequest | null>;
   change(ctx: Context, area: AdminArea, change: Change): Promise<AdminRequest | null>;
   /** Append an event for this request: in `trx` to commit with the change, else on its own. */
-  record(ctx: Context, actor: string, e: AuditFields, trx?: Kysely<Database>): Promise<void>;
+  record(ctx: Context, actor: string, e: AuditFields, trx?: Db): Promise<void>;
   html(ctx: Context, body: string, status?: number): void;
   /**
    * Do a change and record it. With `transaction`, the change and its event commit together
@@ -55,7 +55,7 @@ export interface Guard {
     ctx: Context,
     r: AdminRequest,
     e: { action: AuditAction; target: string | null },
-    work: (db: Kysely<Database>) => Promise<{ result: T; details: Record<string, unknown>; target?: string }>,
+    work: (db: Db) => Promise<{ result: T; details: Record<string, unknown>; target?: string }>,
     opts: { transaction: boolean },
   ): Promise<{ ok: true; result: T } | { ok: false; error: GatehouseError }>;
 }
@@ -72,7 +72,7 @@ export function loginUrl(returnTo: string, fresh = false): string {
   return `/admin/login?${q}`;
 }
 
-export function createGuard(deps: { db: Kysely<Database>; csrf: Csrf }): Guard {
+export function createGuard(deps: { db: Db; csrf: Csrf }): Guard {
   const { db } = deps;
 
   function html(ctx: Context, body: string, status = 200) {
@@ -81,8 +81,16 @@ export function createGuard(deps: { db: Kysely<Database>; csrf: Csrf }): Guard {
     ctx.body = body;
   }
 
-  async function record(ctx: Context, actor: string, e: AuditFields, trx?: Kysely<Database>) {
-    await appendAudit(trx ?? db, { action: e.action, outcome: e.outcome, actor, target: cleanTarget(e.target), ip: ctx.ip, requestId: ctx.state.requestId, details: e.details ?? {} });
+  async function record(ctx: Context, actor: string, e: AuditFields, trx?: Db) {
+    await appendAudit(trx ?? db, {
+      action: e.action,
+      outcome: e.outcome,
+      actor,
+      target: cleanTarget(e.target),
+      ip: ctx.ip,
+      requestId: ctx.state.requestId,
+      details: e.details ?? {},
+    });
   }
 
   async function signedIn(ctx: Context, area: AdminArea, returnTo: string): Promise<AdminRequest | 'login' | { denied: Account }> {
@@ -145,7 +153,12 @@ export function createGuard(deps: { db: Kysely<Database>; csrf: Csrf }): Guard {
       if (r === 'login') return null;
       if ('denied' in r) {
         // Refused at the server whatever the page showed; worth a line in the log.
-        await record(ctx, r.denied.id, { action: change.action, outcome: 'denied', target: change.target, details: { reason: 'not_permitted', role: r.denied.role } });
+        await record(ctx, r.denied.id, {
+          action: change.action,
+          outcome: 'denied',
+          target: change.target,
+          details: { reason: 'not_permitted', role: r.denied.role },
+        });
         return null;
       }
       if (!isFresh(r.session)) {

@@ -17,7 +17,11 @@ export function parsePermissions(value: unknown): string[] {
   const list = splitList(value);
   for (const p of list) {
     if (!isPermission(p)) {
-      throw new GatehouseError('VALIDATION', `"${String(p).slice(0, 100)}" is not a permission: write <kind>:<id>:<action>, for example agent:summarizer:inject or thread:*:view.`, { field: 'permissions' });
+      throw new GatehouseError(
+        'VALIDATION',
+        `"${String(p).slice(0, 100)}" is not a permission: write <kind>:<id>:<action>, for example agent:summarizer:inject or thread:*:view.`,
+        { field: 'permissions' },
+      );
     }
   }
   return list;
@@ -42,7 +46,8 @@ const BASE = 'http://return-to.invalid';
  * (RFC 9700 §4.11, OWASP Unvalidated Redirects).
  */
 export function safeReturnTo(value: unknown, fallback: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 1000 || !value.startsWith('/admin') || value.includes('\\')) return fallback;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 1000 || !value.startsWith('/admin') || value.includes('\\'))
+    return fallback;
   let url: URL;
   try {
     url = new URL(value, BASE);

@@ -4,6 +4,7 @@
 // in a short-lived cookie: bound to this browser, unreadable and unforgeable by it, no row to
 // clean up. The code is exchanged at Gatehouse's own token endpoint over HTTP, and the ID token
 // is checked against the keys this instance publishes.
+import { ADMIN_LOGIN_TTL } from '../oidc/lifetimes.ts';
 import crypto from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK } from 'jose';
 import type { Sealer } from '../crypto/seal.ts';
@@ -12,8 +13,6 @@ import { ACR_MFA, ACR_PHR } from '../verify/index.ts';
 import { ADMIN_CLIENT_ID, adminRedirectUri } from './admin-client.ts';
 
 export const LOGIN_COOKIE = 'gh_admin_login';
-/** Time to complete a sign-in (the interaction itself lives 10 minutes). */
-export const LOGIN_TTL_SECONDS = 600;
 /** Clock skew tolerated on exp, iat and auth_time. */
 const CLOCK_SKEW_SECONDS = 30;
 const SEAL_CONTEXT = 'admin_login_v1';
@@ -32,9 +31,19 @@ export interface PendingLogin {
 const random = () => crypto.randomBytes(32).toString('base64url');
 
 /** The authorization request and the sealed cookie value that goes with it. */
-export function startLogin(sealer: Sealer, opts: { issuer: string; maxAge: number | null; returnTo: string | null; now?: number }): { url: string; cookie: string; pending: PendingLogin } {
+export function startLogin(
+  sealer: Sealer,
+  opts: { issuer: string; maxAge: number | null; returnTo: string | null; now?: number },
+): { url: string; cookie: string; pending: PendingLogin } {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const pending: PendingLogin = { state: random(), nonce: random(), verifier: random(), maxAge: opts.maxAge, returnTo: opts.returnTo, exp: now + LOGIN_TTL_SECONDS };
+  const pending: PendingLogin = {
+    state: random(),
+    nonce: random(),
+    verifier: random(),
+    maxAge: opts.maxAge,
+    returnTo: opts.returnTo,
+    exp: now + ADMIN_LOGIN_TTL,
+  };
   const params = new URLSearchParams({
     client_id: ADMIN_CLIENT_ID,
     response_type: 'code',
@@ -79,7 +88,13 @@ export class AdminLoginError extends GatehouseError {
  * Exchange the code at the token endpoint (client_id + code_verifier: a public client).
  * `fetchImpl` is for tests.
  */
-export async function exchangeCode(opts: { issuer: string; code: string; verifier: string; fetchImpl?: typeof fetch; timeoutMs?: number }): Promise<{ idToken: string }> {
+export async function exchangeCode(opts: {
+  issuer: string;
+  code: string;
+  verifier: string;
+  fetchImpl?: typeof fetch;
+  timeoutMs?: number;
+}): Promise<{ idToken: string }> {
   const body = new URLSearchParams({
     grant_type: 'authorization_code',
     code: opts.code,
@@ -100,7 +115,10 @@ export async function exchangeCode(opts: { issuer: string; code: string; verifie
     throw new AdminLoginError(`the token endpoint could not be reached (${(err as Error).message})`);
   }
   const json = (await res.json().catch(() => ({}))) as { id_token?: unknown; error?: unknown };
-  if (!res.ok) throw new AdminLoginError(`the token endpoint refused the code (${typeof json.error === 'string' ? json.error.slice(0, 64) : res.status})`);
+  if (!res.ok)
+    throw new AdminLoginError(
+      `the token endpoint refused the code (${typeof json.error === 'string' ? json.error.slice(0, 64) : res.status})`,
+    );
   if (typeof json.id_token !== 'string') throw new AdminLoginError('the token response has no ID token');
   return { idToken: json.id_token };
 }
@@ -117,7 +135,10 @@ export interface VerifiedLogin {
  * iss, aud (and azp when several audiences), exp and iat, nonce, auth_time against max_age.
  * Also: an acr Gatehouse issues, so that a token from some other sign-in path cannot pass.
  */
-export async function verifyIdToken(idToken: string, opts: { issuer: string; keys: JWK[]; nonce: string; maxAge: number | null; now?: number }): Promise<VerifiedLogin> {
+export async function verifyIdToken(
+  idToken: string,
+  opts: { issuer: string; keys: JWK[]; nonce: string; maxAge: number | null; now?: number },
+): Promise<VerifiedLogin> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   let payload;
   try {
@@ -133,14 +154,18 @@ export async function verifyIdToken(idToken: string, opts: { issuer: string; key
     const reason = err instanceof joseErrors.JOSEError ? err.code : 'invalid';
     throw new AdminLoginError(`the ID token was not accepted (${reason})`);
   }
-  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== ADMIN_CLIENT_ID) throw new AdminLoginError('the ID token was issued to another client (azp)');
+  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== ADMIN_CLIENT_ID)
+    throw new AdminLoginError('the ID token was issued to another client (azp)');
   if (!sameString(payload.nonce, opts.nonce)) throw new AdminLoginError('the ID token does not answer this sign-in (nonce)');
   const authTime = payload.auth_time;
-  if (typeof authTime !== 'number' || !Number.isFinite(authTime) || authTime > now + CLOCK_SKEW_SECONDS) throw new AdminLoginError('the ID token has no valid auth_time');
-  if (opts.maxAge !== null && now - authTime > opts.maxAge + CLOCK_SKEW_SECONDS) throw new AdminLoginError('the sign-in is older than was asked for (max_age)');
+  if (typeof authTime !== 'number' || !Number.isFinite(authTime) || authTime > now + CLOCK_SKEW_SECONDS)
+    throw new AdminLoginError('the ID token has no valid auth_time');
+  if (opts.maxAge !== null && now - authTime > opts.maxAge + CLOCK_SKEW_SECONDS)
+    throw new AdminLoginError('the sign-in is older than was asked for (max_age)');
   const acr = typeof payload.acr === 'string' ? payload.acr : null;
   if (acr !== ACR_MFA && acr !== ACR_PHR) throw new AdminLoginError('the sign-in did not use two factors (acr)');
-  if (typeof payload.sub !== 'string' || !/^usr_[A-Za-z0-9_-]{1,64}$/.test(payload.sub)) throw new AdminLoginError('the ID token does not name a person');
+  if (typeof payload.sub !== 'string' || !/^usr_[A-Za-z0-9_-]{1,64}$/.test(payload.sub))
+    throw new AdminLoginError('the ID token does not name a person');
   const amr = Array.isArray(payload.amr) ? payload.amr.filter((m): m is string => typeof m === 'string').slice(0, 10) : [];
   return { accountId: payload.sub, authTime: new Date(authTime * 1000), amr, acr };
 }

@@ -3,14 +3,13 @@
 // token endpoint, the ID token verified), then keeps its own session. This file wires the parts
 // and holds the sign-in routes; the pages live in users.routes.ts, clients.routes.ts,
 // keys.routes.ts and audit.routes.ts. Routes only translate HTTP to domain calls.
+
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
 import { findAccount } from '../accounts/accounts.service.ts';
 import type { ClientCache } from '../clients/client-cache.ts';
 import type { Sealer } from '../crypto/seal.ts';
-import type { Database } from '../db/schema.ts';
 import type { Csrf } from '../http/csrf.ts';
 import type { KeyPolicy } from '../keys/keys.service.ts';
 import type { Logger } from '../log.ts';
@@ -22,13 +21,14 @@ import { clientRoutes } from './clients.routes.ts';
 import { createGuard, loginUrl } from './guard.ts';
 import { one, safeReturnTo } from './input.ts';
 import { keyRoutes } from './keys.routes.ts';
-import { AdminLoginError, LOGIN_COOKIE, LOGIN_TTL_SECONDS, exchangeCode, openPendingLogin, sameString, startLogin, verifyIdToken } from './oidc-login.ts';
+import { AdminLoginError, LOGIN_COOKIE, exchangeCode, openPendingLogin, sameString, startLogin, verifyIdToken } from './oidc-login.ts';
 import { ADMIN_SESSION_COOKIE, createAdminSession, endAdminSession, findAdminSession } from './sessions.ts';
-import { FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
+import { ADMIN_LOGIN_TTL, FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
 import { userRoutes } from './users.routes.ts';
+import type { Db } from '../db/handle.ts';
 
 export interface AdminDeps {
-  db: Kysely<Database>;
+  db: Db;
   csrf: Csrf;
   sealer: Sealer;
   issuer: string;
@@ -49,7 +49,14 @@ export async function adminRoutes(router: Router, deps: AdminDeps): Promise<void
   deps.clients.invalidate();
   const guard = createGuard({ db, csrf: deps.csrf });
   const cookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds?: number) =>
-    ctx.cookies.set(name, value, { httpOnly: true, sameSite: 'lax', secure: deps.secure, path: '/admin', overwrite: true, ...(maxAgeSeconds ? { maxAge: maxAgeSeconds * 1000 } : {}) });
+    ctx.cookies.set(name, value, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: deps.secure,
+      path: '/admin',
+      overwrite: true,
+      ...(maxAgeSeconds ? { maxAge: maxAgeSeconds * 1000 } : {}),
+    });
 
   router.get('/admin', async (ctx) => {
     ctx.set('cache-control', 'no-store');
@@ -66,7 +73,7 @@ export async function adminRoutes(router: Router, deps: AdminDeps): Promise<void
     const maxAge = ctx.query.max_age !== undefined ? FRESH_AUTH_SECONDS : null;
     const returnTo = safeReturnTo(one(ctx.query.return_to), '') || null;
     const login = startLogin(deps.sealer, { issuer: deps.issuer, maxAge, returnTo });
-    cookie(ctx, LOGIN_COOKIE, login.cookie, LOGIN_TTL_SECONDS);
+    cookie(ctx, LOGIN_COOKIE, login.cookie, ADMIN_LOGIN_TTL);
     ctx.redirect(login.url);
   });
 
@@ -75,7 +82,8 @@ export async function adminRoutes(router: Router, deps: AdminDeps): Promise<void
     const pending = openPendingLogin(deps.sealer, ctx.cookies.get(LOGIN_COOKIE));
     cookie(ctx, LOGIN_COOKIE, null); // single use, whatever happens next
     const problem = (message: string, status = 400) => guard.html(ctx, loginProblemPage(message), status);
-    if (!pending || !sameString(one(ctx.query.state), pending.state)) return problem('This sign-in expired or was started in another window. Sign in again.');
+    if (!pending || !sameString(one(ctx.query.state), pending.state))
+      return problem('This sign-in expired or was started in another window. Sign in again.');
     // RFC 9207: the response says which issuer sent it; a mix-up attack would name another.
     if (one(ctx.query.iss) !== deps.issuer) return problem('The sign-in response did not come from this Gatehouse.');
     const error = one(ctx.query.error, 64);
@@ -84,8 +92,18 @@ export async function adminRoutes(router: Router, deps: AdminDeps): Promise<void
     if (!code) return problem('The sign-in response carried no code.');
     let login;
     try {
-      const { idToken } = await exchangeCode({ issuer: deps.issuer, code, verifier: pending.verifier, ...(deps.fetchImpl ? { fetchImpl: deps.fetchImpl } : {}) });
-      login = await verifyIdToken(idToken, { issuer: deps.issuer, keys: deps.publishedKeys(), nonce: pending.nonce, maxAge: pending.maxAge });
+      const { idToken } = await exchangeCode({
+        issuer: deps.issuer,
+        code,
+        verifier: pending.verifier,
+        ...(deps.fetchImpl ? { fetchImpl: deps.fetchImpl } : {}),
+      });
+      login = await verifyIdToken(idToken, {
+        issuer: deps.issuer,
+        keys: deps.publishedKeys(),
+        nonce: pending.nonce,
+        maxAge: pending.maxAge,
+      });
     } catch (err) {
       if (!(err instanceof AdminLoginError)) throw err;
       deps.log.warn({ err: err.message, requestId: ctx.state.requestId }, 'admin console sign-in refused');
@@ -110,7 +128,13 @@ export async function adminRoutes(router: Router, deps: AdminDeps): Promise<void
     const found = await findAdminSession(db, token);
     await endAdminSession(db, token);
     cookie(ctx, ADMIN_SESSION_COOKIE, null);
-    if (found) await guard.record(ctx, found.account.id, { action: 'session.end', outcome: 'success', target: found.account.id, details: { console: 'admin' } });
+    if (found)
+      await guard.record(ctx, found.account.id, {
+        action: 'session.end',
+        outcome: 'success',
+        target: found.account.id,
+        details: { console: 'admin' },
+      });
     // Then out of Gatehouse too: on a shared computer the next person must not walk back in.
     const params = new URLSearchParams({ client_id: ADMIN_CLIENT_ID, post_logout_redirect_uri: adminSignedOutUri(deps.issuer) });
     ctx.status = 303;

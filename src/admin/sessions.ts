@@ -3,13 +3,10 @@
 // sessions_valid_after ("end all sessions", disable and a password change end it too); who may
 // do what is decided again on every request from the account as it is now (src/admin/access.ts).
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { findAccount, type Account } from '../accounts/accounts.service.ts';
-import type { Database } from '../db/schema.ts';
 import * as repo from './admin.repository.ts';
 import { FRESH_AUTH_SECONDS } from '../oidc/lifetimes.ts';
-
-type Db = Kysely<Database>;
+import type { Db } from '../db/handle.ts';
 
 /** OWASP Session Management Cheat Sheet: 15–30 minutes idle for high-value applications. */
 export const ADMIN_SESSION_IDLE_SECONDS = 30 * 60;
@@ -34,14 +31,26 @@ const hashId = (token: string) => crypto.createHash('sha256').update(token, 'utf
 const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
 
 /** A new session; returns the cookie value (the row keeps only its hash). */
-export async function createAdminSession(db: Db, s: { accountId: string; authTime: Date; amr: string[]; acr: string | null; now?: Date }): Promise<{ token: string; session: AdminSession }> {
+export async function createAdminSession(
+  db: Db,
+  s: { accountId: string; authTime: Date; amr: string[]; acr: string | null; now?: Date },
+): Promise<{ token: string; session: AdminSession }> {
   const now = s.now ?? new Date();
   const token = crypto.randomBytes(32).toString('base64url');
   // The row's expiry is the absolute cap; the idle limit is checked against last_seen_at.
   const expiresAt = new Date(now.getTime() + ADMIN_SESSION_MAX_SECONDS * 1000);
   const id = hashId(token);
   await repo.deleteExpiredSessions(db, now);
-  await repo.insertSession(db, { id, account_id: s.accountId, auth_time: s.authTime, amr: s.amr, acr: s.acr, created_at: now, last_seen_at: now, expires_at: expiresAt });
+  await repo.insertSession(db, {
+    id,
+    account_id: s.accountId,
+    auth_time: s.authTime,
+    amr: s.amr,
+    acr: s.acr,
+    created_at: now,
+    last_seen_at: now,
+    expires_at: expiresAt,
+  });
   return { token, session: { id, accountId: s.accountId, authTime: s.authTime, amr: s.amr, acr: s.acr, createdAt: now, expiresAt } };
 }
 
@@ -71,7 +80,15 @@ export async function findAdminSession(db: Db, token: unknown, now = new Date())
   }
   return {
     account,
-    session: { id: row.id, accountId: row.account_id, authTime: new Date(row.auth_time), amr: row.amr, acr: row.acr, createdAt, expiresAt: new Date(row.expires_at) },
+    session: {
+      id: row.id,
+      accountId: row.account_id,
+      authTime: new Date(row.auth_time),
+      amr: row.amr,
+      acr: row.acr,
+      createdAt,
+      expiresAt: new Date(row.expires_at),
+    },
   };
 }
 

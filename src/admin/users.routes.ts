@@ -3,11 +3,17 @@
 // guard.perform (the change and its audit event in one transaction).
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Kysely } from 'kysely';
-import { disableAccount, enableAccount, endAllSessions, getAccount, listAccounts, setPermissions, setRole } from '../accounts/accounts.service.ts';
+import {
+  disableAccount,
+  enableAccount,
+  endAllSessions,
+  getAccount,
+  listAccounts,
+  setPermissions,
+  setRole,
+} from '../accounts/accounts.service.ts';
 import { createInvitation } from '../accounts/invitations.ts';
 import type { AuditAction } from '../audit/actions.ts';
-import type { Database } from '../db/schema.ts';
 import type { GatehouseError } from '../errors.ts';
 import { html } from '../http/html.ts';
 import { factorSummary, resetFactors } from '../mfa/factors.ts';
@@ -16,9 +22,10 @@ import { withNotice, type AdminRequest, type Guard } from './guard.ts';
 import { one, parsePermissions, splitList } from './input.ts';
 import { noticeFor } from './notices.ts';
 import { parseUserSearch, searchUsers } from './users.ts';
+import type { Db } from '../db/handle.ts';
 
 export interface UserRouteDeps {
-  db: Kysely<Database>;
+  db: Db;
   guard: Guard;
   issuer: string;
 }
@@ -48,20 +55,54 @@ export function userRoutes(router: Router, deps: UserRouteDeps): void {
     const r = await guard.change(ctx, 'manage', { action: 'invitation.create', target: email, returnTo: '/admin/users/invite' });
     if (!r) return;
     const role = one(b.role, 32);
-    const done = await guard.perform(ctx, r, { action: 'invitation.create', target: email }, async (trx) => {
-      const permissions = parsePermissions(b.permissions);
-      const inv = await createInvitation(trx, { email, role, permissions, createdBy: r.account.id, purpose: 'enroll' });
-      return { result: inv, target: inv.email, details: { invitation_id: inv.id, email: inv.email, role: inv.role, permissions, purpose: 'enroll', expires_at: inv.expires_at.toISOString() } };
-    }, { transaction: true });
-    if (!done.ok) return guard.html(ctx, invitePage(r.frame, { email, role, permissions: splitList(b.permissions).join('\n'), error: done.error.message }), done.error.status);
+    const done = await guard.perform(
+      ctx,
+      r,
+      { action: 'invitation.create', target: email },
+      async (trx) => {
+        const permissions = parsePermissions(b.permissions);
+        const inv = await createInvitation(trx, { email, role, permissions, createdBy: r.account.id, purpose: 'enroll' });
+        return {
+          result: inv,
+          target: inv.email,
+          details: {
+            invitation_id: inv.id,
+            email: inv.email,
+            role: inv.role,
+            permissions,
+            purpose: 'enroll',
+            expires_at: inv.expires_at.toISOString(),
+          },
+        };
+      },
+      { transaction: true },
+    );
+    if (!done.ok)
+      return guard.html(
+        ctx,
+        invitePage(r.frame, { email, role, permissions: splitList(b.permissions).join('\n'), error: done.error.message }),
+        done.error.status,
+      );
     const inv = done.result;
     guard.html(
       ctx,
-      linkOncePage(r.frame, { title: 'Invitation created', intro: html`<p>An invitation for <strong>${inv.email}</strong> as <strong>${inv.role}</strong>.</p>`, url: enrollUrl(inv.token), expiresAt: inv.expires_at, back: '/admin/users' }),
+      linkOncePage(r.frame, {
+        title: 'Invitation created',
+        intro: html`<p>An invitation for <strong>${inv.email}</strong> as <strong>${inv.role}</strong>.</p>`,
+        url: enrollUrl(inv.token),
+        expiresAt: inv.expires_at,
+        back: '/admin/users',
+      }),
     );
   });
 
-  async function showUser(ctx: Context, r: AdminRequest, id: string, extra: { notice?: string | null; error?: string | null; permissionsText?: string } = {}, status = 200) {
+  async function showUser(
+    ctx: Context,
+    r: AdminRequest,
+    id: string,
+    extra: { notice?: string | null; error?: string | null; permissionsText?: string } = {},
+    status = 200,
+  ) {
     const user = await getAccount(db, id);
     const factors = await factorSummary(db, user.id);
     guard.html(ctx, userPage(r.frame, { user, factors, self: user.id === r.account.id, ...extra }), status);
@@ -76,13 +117,25 @@ export function userRoutes(router: Router, deps: UserRouteDeps): void {
    * One change to one person: guard, do it with its event, then back to the person's page with
    * a notice (post/redirect/get), or the page again with the service's message.
    */
-  function change(path: string, action: AuditAction, notice: string, work: (trx: Kysely<Database>, r: AdminRequest, id: string, ctx: Context) => Promise<Record<string, unknown>>, onError?: (ctx: Context, r: AdminRequest, id: string, err: GatehouseError) => Promise<void>) {
+  function change(
+    path: string,
+    action: AuditAction,
+    notice: string,
+    work: (trx: Db, r: AdminRequest, id: string, ctx: Context) => Promise<Record<string, unknown>>,
+    onError?: (ctx: Context, r: AdminRequest, id: string, err: GatehouseError) => Promise<void>,
+  ) {
     router.post(`/admin/users/:id/${path}`, async (ctx) => {
       const id = ctx.params.id!.slice(0, 64);
       const page = `/admin/users/${encodeURIComponent(id)}`;
       const r = await guard.change(ctx, 'manage', { action, target: id, returnTo: page });
       if (!r) return;
-      const done = await guard.perform(ctx, r, { action, target: id }, async (trx) => ({ result: null, details: await work(trx, r, id, ctx) }), { transaction: true });
+      const done = await guard.perform(
+        ctx,
+        r,
+        { action, target: id },
+        async (trx) => ({ result: null, details: await work(trx, r, id, ctx) }),
+        { transaction: true },
+      );
       if (done.ok) {
         ctx.status = 303;
         return ctx.redirect(withNotice(page, notice));
@@ -109,7 +162,8 @@ export function userRoutes(router: Router, deps: UserRouteDeps): void {
       return { email: before.email, from: before.permissions, to: after.permissions };
     },
     // Keep what was typed, so one bad line does not cost the rest.
-    (ctx, r, id, err) => showUser(ctx, r, id, { error: err.message, permissionsText: splitList(body(ctx).permissions).join('\n') }, err.status),
+    (ctx, r, id, err) =>
+      showUser(ctx, r, id, { error: err.message, permissionsText: splitList(body(ctx).permissions).join('\n') }, err.status),
   );
 
   change('disable', 'user.disable', 'disabled', async (trx, _r, id) => {
@@ -134,13 +188,44 @@ export function userRoutes(router: Router, deps: UserRouteDeps): void {
     const page = `/admin/users/${encodeURIComponent(id)}`;
     const r = await guard.change(ctx, 'manage', { action: 'factor.reset', target: id, returnTo: page });
     if (!r) return;
-    const done = await guard.perform(ctx, r, { action: 'factor.reset', target: id }, async (trx) => {
-      const person = await getAccount(trx, id);
-      const removed = await resetFactors(trx, id);
-      const inv = await createInvitation(trx, { email: person.email, purpose: 'reset', createdBy: r.account.id });
-      await guard.record(ctx, r.account.id, { action: 'invitation.create', outcome: 'success', target: person.email, details: { invitation_id: inv.id, email: inv.email, role: inv.role, purpose: 'reset', expires_at: inv.expires_at.toISOString() } }, trx);
-      return { result: { person, inv }, details: { email: person.email, authenticator_apps: removed.totp, passkeys: removed.passkeys, backup_set: removed.backup_codes, invitation_id: inv.id } };
-    }, { transaction: true });
+    const done = await guard.perform(
+      ctx,
+      r,
+      { action: 'factor.reset', target: id },
+      async (trx) => {
+        const person = await getAccount(trx, id);
+        const removed = await resetFactors(trx, id);
+        const inv = await createInvitation(trx, { email: person.email, purpose: 'reset', createdBy: r.account.id });
+        await guard.record(
+          ctx,
+          r.account.id,
+          {
+            action: 'invitation.create',
+            outcome: 'success',
+            target: person.email,
+            details: {
+              invitation_id: inv.id,
+              email: inv.email,
+              role: inv.role,
+              purpose: 'reset',
+              expires_at: inv.expires_at.toISOString(),
+            },
+          },
+          trx,
+        );
+        return {
+          result: { person, inv },
+          details: {
+            email: person.email,
+            authenticator_apps: removed.totp,
+            passkeys: removed.passkeys,
+            backup_set: removed.backup_codes,
+            invitation_id: inv.id,
+          },
+        };
+      },
+      { transaction: true },
+    );
     if (!done.ok) {
       if (done.error.code === 'NOT_FOUND') throw done.error;
       return showUser(ctx, r, id, { error: done.error.message }, done.error.status);
@@ -150,7 +235,10 @@ export function userRoutes(router: Router, deps: UserRouteDeps): void {
       ctx,
       linkOncePage(r.frame, {
         title: 'Factors reset',
-        intro: html`<p>The authenticator app, passkeys and backup codes of <strong>${person.email}</strong> were removed and their sessions ended. With this link they set up new factors.</p>`,
+        intro: html`<p>
+          The authenticator app, passkeys and backup codes of <strong>${person.email}</strong> were removed and their sessions ended. With
+          this link they set up new factors.
+        </p>`,
         url: enrollUrl(inv.token),
         expiresAt: inv.expires_at,
         back: page,

@@ -1,9 +1,8 @@
 // The only Kysely code for the audit log. Rows are never updated or deleted (the database
 // refuses it); every function here reads, or inserts under the append lock.
-import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
+import { type Selectable, type Transaction, sql } from 'kysely';
 import type { AuditCheckpointTable, AuditEventTable, AuditOutcome, Database } from '../db/schema.ts';
-
-type Q = Kysely<Database> | Transaction<Database>;
+import type { Db } from '../db/handle.ts';
 
 export type AuditEventRow = Selectable<AuditEventTable>;
 export type AuditCheckpointRow = Selectable<AuditCheckpointTable>;
@@ -43,7 +42,7 @@ export async function chainHead(trx: Transaction<Database>): Promise<{ seq: numb
   return { seq: row.seq === null ? 0 : Number(row.seq), hash: row.hash, now: new Date(row.now) };
 }
 
-export async function databaseNow(db: Q): Promise<Date> {
+export async function databaseNow(db: Db): Promise<Date> {
   const { rows } = await sql<{ now: Date }>`select date_trunc('milliseconds', clock_timestamp()) as now`.execute(db);
   return new Date(rows[0]!.now);
 }
@@ -56,29 +55,32 @@ export async function insertEvents(trx: Transaction<Database>, rows: NewAuditEve
 }
 
 /** Events with seq > afterSeq, in order: verification walks the log a page at a time. */
-export function eventsAfter(db: Q, afterSeq: number, limit: number): Promise<AuditEventRow[]> {
+export function eventsAfter(db: Db, afterSeq: number, limit: number): Promise<AuditEventRow[]> {
   return db.selectFrom('audit_event').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
 }
 
-export function newestEvent(db: Q): Promise<AuditEventRow | undefined> {
+export function newestEvent(db: Db): Promise<AuditEventRow | undefined> {
   return db.selectFrom('audit_event').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
 }
 
-export async function countEvents(db: Q): Promise<number> {
-  const row = await db.selectFrom('audit_event').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+export async function countEvents(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('audit_event')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
-export function checkpointsAfter(db: Q, afterSeq: number, limit: number): Promise<AuditCheckpointRow[]> {
+export function checkpointsAfter(db: Db, afterSeq: number, limit: number): Promise<AuditCheckpointRow[]> {
   return db.selectFrom('audit_checkpoint').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
 }
 
-export function checkpointAt(db: Q, seq: number): Promise<AuditCheckpointRow | undefined> {
+export function checkpointAt(db: Db, seq: number): Promise<AuditCheckpointRow | undefined> {
   return db.selectFrom('audit_checkpoint').selectAll().where('seq', '=', String(seq)).executeTakeFirst();
 }
 
 /** Two instances checkpointing the same head at once: the first one's row stands. */
-export async function insertCheckpoint(db: Q, row: { seq: number; hash: string; time: Date; kid: string; jws: string }): Promise<boolean> {
+export async function insertCheckpoint(db: Db, row: { seq: number; hash: string; time: Date; kid: string; jws: string }): Promise<boolean> {
   const res = await db
     .insertInto('audit_checkpoint')
     .values(row)
@@ -88,7 +90,7 @@ export async function insertCheckpoint(db: Q, row: { seq: number; hash: string; 
 }
 
 /** Public JWKs by kid, retired and erased keys included: old checkpoints still verify. */
-export async function publicKeys(db: Q, kids: string[]): Promise<Map<string, { alg: string; jwk: Record<string, unknown> }>> {
+export async function publicKeys(db: Db, kids: string[]): Promise<Map<string, { alg: string; jwk: Record<string, unknown> }>> {
   if (kids.length === 0) return new Map();
   const rows = await db.selectFrom('signing_key').select(['kid', 'alg', 'public_jwk']).where('kid', 'in', kids).execute();
   return new Map(rows.map((r) => [r.kid, { alg: r.alg, jwk: r.public_jwk }]));
@@ -106,7 +108,7 @@ export interface EventFilter {
 }
 
 /** Newest first; keyset pagination on seq, so page N costs what page 1 does. */
-export function queryEvents(db: Q, f: EventFilter): Promise<AuditEventRow[]> {
+export function queryEvents(db: Db, f: EventFilter): Promise<AuditEventRow[]> {
   let q = db.selectFrom('audit_event').selectAll();
   if (f.action !== undefined) q = q.where('action', '=', f.action);
   if (f.actor !== undefined) q = q.where('actor', '=', f.actor);

@@ -8,14 +8,13 @@
 // The append lock is then held until that transaction commits, so append last. The transaction
 // must be READ COMMITTED (the default): the head is read after the lock, and an older snapshot
 // would not see the rows committed while it waited.
-import type { Kysely, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { AuditOutcome, Database } from '../db/schema.ts';
 import { inTransaction } from '../db/transaction.ts';
 import * as repo from './audit.repository.ts';
 import { eventHash, GENESIS_HASH } from './canonical.ts';
 import { validateEvent, type AuditEventFields, type AuditEventInput } from './event.ts';
-
-type Q = Kysely<Database> | Transaction<Database>;
+import type { Db } from '../db/handle.ts';
 
 export interface AuditEvent {
   seq: number;
@@ -81,14 +80,14 @@ async function appendValidated(trx: Transaction<Database>, events: AuditEventFie
  * (or rolls back) with that transaction. Throws GatehouseError('VALIDATION') before touching the
  * database if the event is malformed or its details look like a secret.
  */
-export async function appendAudit(db: Q, event: AuditEventInput): Promise<AuditEvent> {
+export async function appendAudit(db: Db, event: AuditEventInput): Promise<AuditEvent> {
   const fields = validateEvent(event);
   const [appended] = await inTransaction(db, (trx) => appendValidated(trx, [fields]));
   return appended!;
 }
 
 /** Append several events in order, in one transaction: one lock, one insert. All or none. */
-export async function appendAuditBatch(db: Q, events: AuditEventInput[]): Promise<AuditEvent[]> {
+export async function appendAuditBatch(db: Db, events: AuditEventInput[]): Promise<AuditEvent[]> {
   if (events.length === 0) return [];
   const fields = events.map(validateEvent);
   return inTransaction(db, (trx) => appendValidated(trx, fields));
@@ -107,12 +106,12 @@ interface Pending {
  * its event is committed; a failed transaction rejects every event in it.
  */
 export class AuditQueue {
-  readonly #db: Kysely<Database>;
+  readonly #db: Db;
   readonly #maxBatch: number;
   #pending: Pending[] = [];
   #draining: Promise<void> | null = null;
 
-  constructor(db: Kysely<Database>, opts: { maxBatch?: number } = {}) {
+  constructor(db: Db, opts: { maxBatch?: number } = {}) {
     this.#db = db;
     this.#maxBatch = opts.maxBatch ?? 200;
   }
@@ -148,7 +147,12 @@ export class AuditQueue {
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, this.#maxBatch);
       try {
-        const appended = await this.#db.transaction().execute((trx) => appendValidated(trx, batch.map((p) => p.fields)));
+        const appended = await this.#db.transaction().execute((trx) =>
+          appendValidated(
+            trx,
+            batch.map((p) => p.fields),
+          ),
+        );
         batch.forEach((p, i) => p.resolve(appended[i]!));
       } catch (err) {
         for (const p of batch) p.reject(err);

@@ -58,5 +58,8 @@ export function eventHash(fields: ChainedFields): string {
     details: fields.details,
     prev_hash: fields.prev_hash,
   });
-  return crypto.createHash('sha256').update(fields.prev_hash + canonical, 'utf8').digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(fields.prev_hash + canonical, 'utf8')
+    .digest('hex');
 }

@@ -4,13 +4,12 @@
 // time} of the chain head, signed with the current signing key — can: verification finds its
 // seq beyond the last row, or its hash different from the row's.
 import { CompactSign, compactVerify, importJWK, type CryptoKey, type JWK } from 'jose';
-import type { Kysely } from 'kysely';
 import type { Sealer } from '../crypto/seal.ts';
-import type { Database } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
 import { loadKeySet } from '../keys/keys.service.ts';
 import * as repo from './audit.repository.ts';
 import { canonicalJson } from './canonical.ts';
+import type { Db } from '../db/handle.ts';
 
 /**
  * Explicit JWS type (RFC 8725 §3.11): the key that signs checkpoints also signs access tokens,
@@ -38,7 +37,7 @@ function toCheckpoint(row: repo.AuditCheckpointRow): Checkpoint {
  * Sign the chain head now. Returns null for an empty log, and the existing checkpoint when the
  * head already has one (several instances checkpointing at once write one row).
  */
-export async function writeCheckpoint(db: Kysely<Database>, sealer: Sealer): Promise<Checkpoint | null> {
+export async function writeCheckpoint(db: Db, sealer: Sealer): Promise<Checkpoint | null> {
   const head = await repo.newestEvent(db);
   if (!head) return null;
   const seq = Number(head.seq);
@@ -47,7 +46,8 @@ export async function writeCheckpoint(db: Kysely<Database>, sealer: Sealer): Pro
 
   const { signing } = await loadKeySet(db, sealer);
   const jwk = ALG_PREFERENCE.map((alg) => signing.find((k) => k.alg === alg)).find((k): k is JWK => k !== undefined);
-  if (!jwk?.kid || !jwk.alg) throw new GatehouseError('UNAVAILABLE', 'no current signing key to sign an audit checkpoint with (gatehouse keys list creates them)');
+  if (!jwk?.kid || !jwk.alg)
+    throw new GatehouseError('UNAVAILABLE', 'no current signing key to sign an audit checkpoint with (gatehouse keys list creates them)');
   const time = await repo.databaseNow(db);
   const payload = canonicalJson({ seq, hash: head.hash, time: time.toISOString() });
   const jws = await new CompactSign(new TextEncoder().encode(payload))
@@ -71,7 +71,8 @@ export async function checkCheckpointSignature(
   let payload: unknown;
   try {
     const verified = await compactVerify(row.jws, await importKey(row.kid, key.alg, key.jwk), { algorithms: [key.alg] });
-    if (verified.protectedHeader.typ !== CHECKPOINT_TYP || verified.protectedHeader.kid !== row.kid) return 'its JWS header is not a checkpoint header for its kid';
+    if (verified.protectedHeader.typ !== CHECKPOINT_TYP || verified.protectedHeader.kid !== row.kid)
+      return 'its JWS header is not a checkpoint header for its kid';
     payload = JSON.parse(new TextDecoder().decode(verified.payload));
   } catch {
     return `its signature does not verify with key ${row.kid}`;
@@ -85,7 +86,9 @@ export async function checkCheckpointSignature(
  * Checkpoint the chain every `intervalMs` (the server's wiring calls this once). Runs never
  * overlap; an error goes to `onError` and the next tick tries again.
  */
-export function scheduleCheckpoints(opts: { db: Kysely<Database>; sealer: Sealer; intervalMs: number; onError?: (err: unknown) => void }): { stop(): Promise<void> } {
+export function scheduleCheckpoints(opts: { db: Db; sealer: Sealer; intervalMs: number; onError?: (err: unknown) => void }): {
+  stop(): Promise<void>;
+} {
   let running: Promise<unknown> | null = null;
   const timer = setInterval(() => {
     running ??= writeCheckpoint(opts.db, opts.sealer)

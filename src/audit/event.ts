@@ -40,8 +40,30 @@ const DETAILS_MAX_STRING = 1024;
 // separators and camelCase) keeps `kid` or `client_id` usable while `client_secret`,
 // `refreshToken` and `backup_codes` are refused.
 const SECRET_WORDS = new Set([
-  'password', 'passwd', 'passphrase', 'pwd', 'passcode', 'secret', 'secrets', 'token', 'tokens', 'code', 'codes',
-  'seed', 'otp', 'totp', 'hotp', 'otpauth', 'pin', 'cookie', 'cookies', 'authorization', 'bearer', 'jwt', 'assertion', 'private',
+  'password',
+  'passwd',
+  'passphrase',
+  'pwd',
+  'passcode',
+  'secret',
+  'secrets',
+  'token',
+  'tokens',
+  'code',
+  'codes',
+  'seed',
+  'otp',
+  'totp',
+  'hotp',
+  'otpauth',
+  'pin',
+  'cookie',
+  'cookies',
+  'authorization',
+  'bearer',
+  'jwt',
+  'assertion',
+  'private',
 ]);
 const SECRET_COMPOUNDS = /(api|private|master|secret|access|session|encryption|signing)key/;
 // Values that are credentials whatever their key: a JWT or JWS, a TOTP provisioning URI, a
@@ -127,7 +149,10 @@ const text = (max: number) =>
 const eventSchema = z
   .object({
     // <domain>.<verb>: the shape of every name in AUDIT_ACTIONS.
-    action: z.string().max(64).regex(/^[a-z]+(\.[a-z_]+)+$/, 'must look like "domain.verb"'),
+    action: z
+      .string()
+      .max(64)
+      .regex(/^[a-z]+(\.[a-z_]+)+$/, 'must look like "domain.verb"'),
     actor: z
       .string()
       .max(80)

@@ -1,12 +1,11 @@
 // Reading the audit log (owners and auditors: DESIGN.md, "Audit log"). Newest first, keyset
 // pagination on seq: pass the returned `nextBeforeSeq` as `beforeSeq` for the next page.
 import { z } from 'zod';
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
 import { parseOrThrow } from '../errors.ts';
 import { AUDIT_OUTCOMES } from './actions.ts';
 import * as repo from './audit.repository.ts';
 import { toAuditEvent, type AuditEvent } from './audit.service.ts';
+import type { Db } from '../db/handle.ts';
 
 export const AUDIT_PAGE_MAX = 200;
 
@@ -32,7 +31,7 @@ export interface AuditPage {
   nextBeforeSeq: number | null;
 }
 
-export async function listAudit(db: Kysely<Database>, query: AuditQuery = {}): Promise<AuditPage> {
+export async function listAudit(db: Db, query: AuditQuery = {}): Promise<AuditPage> {
   const f = parseOrThrow(auditQuerySchema, query, { subject: 'audit query', whole: 'query' });
   // One row more than asked tells whether an older page exists without a count.
   const rows = await repo.queryEvents(db, { ...f, limit: f.limit + 1 });

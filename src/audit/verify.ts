@@ -11,11 +11,10 @@
 // the checkpoints after them, or replacing signing_key. Against that, keep copies of checkpoints
 // (or of this command's output) outside the database.
 import { importJWK, type CryptoKey } from 'jose';
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
 import * as repo from './audit.repository.ts';
 import { eventHash, GENESIS_HASH } from './canonical.ts';
 import { checkCheckpointSignature } from './checkpoint.ts';
+import type { Db } from '../db/handle.ts';
 
 export type VerifyResult =
   | { ok: true; events: number; checkpoints: number; lastCheckpointSeq: number | null }
@@ -32,9 +31,14 @@ async function* paged<T extends { seq: string }>(fetch: (afterSeq: number) => Pr
   }
 }
 
-export async function verifyAudit(db: Kysely<Database>, opts: { pageSize?: number } = {}): Promise<VerifyResult> {
+export async function verifyAudit(db: Db, opts: { pageSize?: number } = {}): Promise<VerifyResult> {
   const pageSize = opts.pageSize ?? 1000;
-  const fail = async (firstBadSeq: number, reason: string): Promise<VerifyResult> => ({ ok: false, events: await repo.countEvents(db), firstBadSeq, reason });
+  const fail = async (firstBadSeq: number, reason: string): Promise<VerifyResult> => ({
+    ok: false,
+    events: await repo.countEvents(db),
+    firstBadSeq,
+    reason,
+  });
 
   const keys = new Map<string, Promise<CryptoKey | Uint8Array>>();
   const importKey = (kid: string, alg: string, jwk: Record<string, unknown>) => {
@@ -87,7 +91,10 @@ export async function verifyAudit(db: Kysely<Database>, opts: { pageSize?: numbe
     const problem = await checkSignature(cp);
     if (problem) return fail(Number(cp.row.seq), problem);
     const missing = expected === Number(cp.row.seq) ? `event ${expected} is missing` : `events ${expected} to ${cp.row.seq} are missing`;
-    return fail(expected, `${missing}: a checkpoint signed at ${new Date(cp.row.time).toISOString()} covers event ${cp.row.seq}, but the log ends at ${expected - 1}`);
+    return fail(
+      expected,
+      `${missing}: a checkpoint signed at ${new Date(cp.row.time).toISOString()} covers event ${cp.row.seq}, but the log ends at ${expected - 1}`,
+    );
   }
   return { ok: true, events: expected - 1, checkpoints: checkpointCount, lastCheckpointSeq: lastGoodCheckpoint || null };
 }

@@ -37,7 +37,10 @@ export const auditCommands: Command[] = [
       const cp = await writeCheckpoint(ctx.db.kysely, ctx.sealer);
       if (!cp) return { json: { ok: true, checkpoint: null }, text: 'the audit log is empty: nothing to sign' };
       const { jws: _jws, ...shown } = cp;
-      return { json: { ok: true, checkpoint: shown }, text: `checkpoint at event ${cp.seq}: ${cp.hash} (signed at ${cp.time} with key ${cp.kid})` };
+      return {
+        json: { ok: true, checkpoint: shown },
+        text: `checkpoint at event ${cp.seq}: ${cp.hash} (signed at ${cp.time} with key ${cp.kid})`,
+      };
     },
   },
   {
@@ -58,7 +61,9 @@ export const auditCommands: Command[] = [
       const page = await listAudit(ctx.db.kysely, { ...rest, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
       const text = page.events.length
         ? page.events
-            .map((e) => [e.seq, e.time, e.outcome.padEnd(7), e.action, e.actor, e.target ?? '-', e.ip ?? '-', JSON.stringify(e.details)].join('  '))
+            .map((e) =>
+              [e.seq, e.time, e.outcome.padEnd(7), e.action, e.actor, e.target ?? '-', e.ip ?? '-', JSON.stringify(e.details)].join('  '),
+            )
             .join('\n') + (page.nextBeforeSeq ? `\n(older events: --before-seq ${page.nextBeforeSeq})` : '')
         : 'no events';
       return { json: { events: page.events, next_before_seq: page.nextBeforeSeq }, text };

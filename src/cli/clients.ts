@@ -1,4 +1,11 @@
-import { createClient, deleteClient, listClients, rotateClientSecret, DEFAULT_SECRET_OVERLAP_SECONDS, type AuthMethod } from '../clients/clients.service.ts';
+import {
+  createClient,
+  deleteClient,
+  listClients,
+  rotateClientSecret,
+  DEFAULT_SECRET_OVERLAP_SECONDS,
+  type AuthMethod,
+} from '../clients/clients.service.ts';
 import { GatehouseError } from '../errors.ts';
 import type { Command } from './command.ts';
 import fs from 'node:fs';
@@ -31,24 +38,34 @@ export const clientCommands: Command[] = [
     },
     async run(ctx, v) {
       if (v.public && v.auth) throw new GatehouseError('VALIDATION', '--public and --auth exclude each other');
-      const created = await ctx.change((trx) => createClient(trx, {
-        name: v.name ?? '',
-        grants: v.grant ?? [],
-        auth: (v.public ? 'none' : v.auth) as AuthMethod | undefined,
-        roles: v.role,
-        permissions: v.permission,
-        allowedCidrs: v['allow-cidr'],
-        redirectUris: v['redirect-uri'],
-        postLogoutRedirectUris: v['post-logout-redirect-uri'],
-        jwks: readJwks(v['jwks-file']) as any,
-        tlsSubjectDn: v['tls-subject-dn'],
-      }), (c) => ({
-        action: 'client.create',
-        outcome: 'success',
-        actor: 'cli',
-        target: c.client_id,
-        details: { name: v.name, grants: v.grant ?? [], roles: v.role ?? [], permissions: v.permission ?? [], allowed_cidrs: v['allow-cidr'] ?? [] },
-      }));
+      const created = await ctx.change(
+        (trx) =>
+          createClient(trx, {
+            name: v.name ?? '',
+            grants: v.grant ?? [],
+            auth: (v.public ? 'none' : v.auth) as AuthMethod | undefined,
+            roles: v.role,
+            permissions: v.permission,
+            allowedCidrs: v['allow-cidr'],
+            redirectUris: v['redirect-uri'],
+            postLogoutRedirectUris: v['post-logout-redirect-uri'],
+            jwks: readJwks(v['jwks-file']) as any,
+            tlsSubjectDn: v['tls-subject-dn'],
+          }),
+        (c) => ({
+          action: 'client.create',
+          outcome: 'success',
+          actor: 'cli',
+          target: c.client_id,
+          details: {
+            name: v.name,
+            grants: v.grant ?? [],
+            roles: v.role ?? [],
+            permissions: v.permission ?? [],
+            allowed_cidrs: v['allow-cidr'] ?? [],
+          },
+        }),
+      );
       const text = created.client_secret
         ? `client_id:     ${created.client_id}\nclient_secret: ${created.client_secret}\nThe secret is shown once; Gatehouse keeps only its hash.`
         : `client_id: ${created.client_id}`;
@@ -62,7 +79,12 @@ export const clientCommands: Command[] = [
     async run(ctx) {
       const clients = await listClients(ctx.db.kysely);
       const text = clients.length
-        ? clients.map((c) => `${c.client_id}  ${c.kind.padEnd(7)}  ${c.name}  roles=${c.roles.join(',') || '-'}  auth=${c.auth}${c.allowed_cidrs.length ? '  networks=' + c.allowed_cidrs.join(',') : ''}`).join('\n')
+        ? clients
+            .map(
+              (c) =>
+                `${c.client_id}  ${c.kind.padEnd(7)}  ${c.name}  roles=${c.roles.join(',') || '-'}  auth=${c.auth}${c.allowed_cidrs.length ? '  networks=' + c.allowed_cidrs.join(',') : ''}`,
+            )
+            .join('\n')
         : 'no clients';
       return { json: { clients }, text };
     },
@@ -74,10 +96,17 @@ export const clientCommands: Command[] = [
     async run(ctx, v) {
       if (!v['client-id']) throw new GatehouseError('VALIDATION', '--client-id is required');
       const overlap = v.overlap === undefined ? DEFAULT_SECRET_OVERLAP_SECONDS : Number(v.overlap);
-      if (!Number.isInteger(overlap) || overlap < 0 || overlap > 30 * 86400) throw new GatehouseError('VALIDATION', '--overlap must be a whole number of seconds from 0 to 2592000');
+      if (!Number.isInteger(overlap) || overlap < 0 || overlap > 30 * 86400)
+        throw new GatehouseError('VALIDATION', '--overlap must be a whole number of seconds from 0 to 2592000');
       const r = await ctx.change(
         (trx) => rotateClientSecret(trx, v['client-id'], overlap),
-        (rotated) => ({ action: 'client.secret_rotate', outcome: 'success', actor: 'cli', target: rotated.client_id, details: { overlap_seconds: overlap } }),
+        (rotated) => ({
+          action: 'client.secret_rotate',
+          outcome: 'success',
+          actor: 'cli',
+          target: rotated.client_id,
+          details: { overlap_seconds: overlap },
+        }),
       );
       return {
         json: r,

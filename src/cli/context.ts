@@ -2,10 +2,10 @@
 import { loadConfig, type Config } from '../config/config.ts';
 import { loadMasterKey } from '../crypto/master-key.ts';
 import { createSealer, type Sealer } from '../crypto/seal.ts';
-import { openDatabase, type Db } from '../db/connect.ts';
+import { openDatabase, type Connection } from '../db/connect.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { assertMasterKeyOpens, type KeyPolicy, type SigningAlg } from '../keys/keys.service.ts';
-import { MAX_SIGNED_LIFETIME } from '../oidc/provider.ts';
+import { MAX_SIGNED_LIFETIME } from '../oidc/lifetimes.ts';
 import type { Transaction } from 'kysely';
 import type { AuditEventInput, AuditSink } from '../audit/sink.ts';
 import type { Database } from '../db/schema.ts';
@@ -14,7 +14,7 @@ import { appendAudit } from '../audit/audit.service.ts';
 
 export interface CliContext {
   config: Config;
-  db: Db;
+  db: Connection;
   sealer: Sealer;
   keyPolicy: KeyPolicy;
   /** Record what the command changed in the audit log. */

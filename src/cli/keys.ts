@@ -9,7 +9,12 @@ export const keyCommands: Command[] = [
     async run(ctx) {
       await ensureKeys(ctx.db.kysely, ctx.sealer, ctx.keyPolicy);
       const keys = await listKeys(ctx.db.kysely);
-      const text = keys.map((k) => `${k.kid}  ${k.alg.padEnd(5)}  ${k.state.padEnd(7)}  created ${k.created_at}${k.published_until ? `  published until ${k.published_until}` : ''}`).join('\n');
+      const text = keys
+        .map(
+          (k) =>
+            `${k.kid}  ${k.alg.padEnd(5)}  ${k.state.padEnd(7)}  created ${k.created_at}${k.published_until ? `  published until ${k.published_until}` : ''}`,
+        )
+        .join('\n');
       return { json: { keys }, text };
     },
   },
@@ -22,7 +27,10 @@ export const keyCommands: Command[] = [
         (trx) => rotateKeys(trx, ctx.sealer, ctx.keyPolicy, { force: !!v.force }),
         (r) => ({ action: 'key.rotate', outcome: 'success', actor: 'cli', target: null, details: { forced: !!v.force, rotated: r } }),
       );
-      return { json: { ok: true, rotated }, text: rotated.map((r) => `${r.alg}: current ${r.current} (was ${r.retired}), next ${r.next}`).join('\n') };
+      return {
+        json: { ok: true, rotated },
+        text: rotated.map((r) => `${r.alg}: current ${r.current} (was ${r.retired}), next ${r.next}`).join('\n'),
+      };
     },
   },
 ];

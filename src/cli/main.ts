@@ -28,7 +28,12 @@ function usage(commands: Command[]): string {
   return ['usage: gatehouse <command> [options] [--json]', '', ...commands.map((c) => `  ${c.name.padEnd(22)} ${c.summary}`)].join('\n');
 }
 
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, out = process.stdout, err = process.stderr): Promise<number> {
+export async function runCli(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  out = process.stdout,
+  err = process.stderr,
+): Promise<number> {
   const commands = allCommands();
   const words = argv.filter((a) => !a.startsWith('-'));
   const command = commands.find((c) => c.name === words.slice(0, c.name.split(' ').length).join(' '));
@@ -38,7 +43,12 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
   let values: Record<string, any>;
   try {
-    const parsed = parseArgs({ args: argv.slice(command.name.split(' ').length), options: { ...command.options, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
+    const parsed = parseArgs({
+      args: argv.slice(command.name.split(' ').length),
+      options: { ...command.options, json: { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    });
     values = parsed.values;
   } catch (e) {
     err.write(`gatehouse ${command.name}: ${(e as Error).message}\n`);
@@ -59,4 +69,3 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     await ctx?.close();
   }
 }
-

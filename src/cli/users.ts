@@ -15,16 +15,33 @@ export const userCommands: Command[] = [
   {
     name: 'users invite',
     summary: 'invite a person: prints a single-use enrollment link',
-    options: { email: { type: 'string' }, role: { type: 'string' }, permission: { type: 'string', multiple: true }, 'ttl-hours': { type: 'string' } },
+    options: {
+      email: { type: 'string' },
+      role: { type: 'string' },
+      permission: { type: 'string', multiple: true },
+      'ttl-hours': { type: 'string' },
+    },
     async run(ctx, v) {
       if (!v.email) throw new GatehouseError('VALIDATION', '--email is required');
       if (!v.role) throw new GatehouseError('VALIDATION', '--role is required (viewer, operator, admin, owner, auditor)');
       const ttlHours = v['ttl-hours'] === undefined ? 72 : Number(v['ttl-hours']);
       if (!Number.isFinite(ttlHours) || ttlHours <= 0) throw new GatehouseError('VALIDATION', '--ttl-hours must be a positive number');
-      const inv = await createInvitation(ctx.db.kysely, { email: v.email, role: v.role, permissions: v.permission ?? [], createdBy: 'cli', ttlSeconds: Math.round(ttlHours * 3600) });
+      const inv = await createInvitation(ctx.db.kysely, {
+        email: v.email,
+        role: v.role,
+        permissions: v.permission ?? [],
+        createdBy: 'cli',
+        ttlSeconds: Math.round(ttlHours * 3600),
+      });
       const url = `${ctx.config.issuer}/enroll/${inv.token}`;
       const out = { email: inv.email, role: inv.role, url, expires_at: inv.expires_at.toISOString() };
-      await ctx.audit({ action: 'invitation.create', outcome: 'success', actor: 'cli', target: inv.email, details: { role: inv.role, permissions: v.permission ?? [], expires_at: out.expires_at } });
+      await ctx.audit({
+        action: 'invitation.create',
+        outcome: 'success',
+        actor: 'cli',
+        target: inv.email,
+        details: { role: inv.role, permissions: v.permission ?? [], expires_at: out.expires_at },
+      });
       return { json: out, text: `Invitation for ${out.email} (${out.role}), valid until ${out.expires_at}, single use:\n${url}` };
     },
   },
@@ -43,7 +60,12 @@ export const userCommands: Command[] = [
         last_sign_in_at: a.last_sign_in_at ? new Date(a.last_sign_in_at).toISOString() : null,
       }));
       const text = users.length
-        ? users.map((u) => `${u.id}  ${u.email}  ${u.role}  ${u.status}  totp=${u.factors.totp ? 'yes' : 'no'} passkeys=${u.factors.passkeys} backup=${u.factors.backup_codes_left}  last sign-in ${u.last_sign_in_at ?? 'never'}`).join('\n')
+        ? users
+            .map(
+              (u) =>
+                `${u.id}  ${u.email}  ${u.role}  ${u.status}  totp=${u.factors.totp ? 'yes' : 'no'} passkeys=${u.factors.passkeys} backup=${u.factors.backup_codes_left}  last sign-in ${u.last_sign_in_at ?? 'never'}`,
+            )
+            .join('\n')
         : 'no users';
       return { json: { users }, text };
     },
@@ -55,8 +77,17 @@ export const userCommands: Command[] = [
     async run(ctx, v) {
       const before = await byEmail(ctx, v.email);
       const after = await setRole(ctx.db.kysely, before.id, v.role ?? '');
-      await ctx.audit({ action: 'user.role_change', outcome: 'success', actor: 'cli', target: after.id, details: { from: before.role, to: after.role } });
-      return { json: { ok: true, id: after.id, email: after.email, role: after.role }, text: `${after.email}: role ${before.role} → ${after.role}` };
+      await ctx.audit({
+        action: 'user.role_change',
+        outcome: 'success',
+        actor: 'cli',
+        target: after.id,
+        details: { from: before.role, to: after.role },
+      });
+      return {
+        json: { ok: true, id: after.id, email: after.email, role: after.role },
+        text: `${after.email}: role ${before.role} → ${after.role}`,
+      };
     },
   },
   {

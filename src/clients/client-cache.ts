@@ -1,9 +1,9 @@
 // oidc-provider looks a client up through the adapter on every request. This cache answers from
 // memory; every instance drops it when the `clients` version moves (src/db/change-feed.ts), so a
 // deleted client or a rotated secret takes effect everywhere within one poll interval.
-import type { Kysely } from 'kysely';
-import type { ClientRow, Database } from '../db/schema.ts';
+import type { ClientRow } from '../db/schema.ts';
 import { findClient } from './clients.repository.ts';
+import type { Db } from '../db/handle.ts';
 
 export interface ClientRecord {
   clientId: string;
@@ -35,13 +35,13 @@ export function toRecord(row: ClientRow): ClientRecord {
 }
 
 export class ClientCache {
-  #db: Kysely<Database>;
+  #db: Db;
   // Misses are cached too (as null): a flood of unknown client ids must not become a flood of queries.
   #entries = new Map<string, Promise<ClientRecord | null>>();
   hits = 0;
   misses = 0;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Db) {
     this.#db = db;
   }
 

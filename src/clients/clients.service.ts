@@ -4,7 +4,8 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { isPermission, isRole } from '../authz/model.ts';
 import { bumpVersion } from '../db/change-feed.ts';
-import { inTransaction, type Q } from '../db/transaction.ts';
+import { inTransaction } from '../db/transaction.ts';
+import type { Db } from '../db/handle.ts';
 import type { ClientRow } from '../db/schema.ts';
 import { GatehouseError, parseOrThrow } from '../errors.ts';
 import * as repo from './clients.repository.ts';
@@ -18,24 +19,30 @@ export const DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600;
 
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-const cidr = z.string().max(64).refine((v) => {
-  try {
-    ipaddr.parseCIDR(v);
-    return true;
-  } catch {
-    return ipaddr.isValid(v);
-  }
-}, 'must be an IP network in CIDR notation, for example 10.0.0.0/8');
+const cidr = z
+  .string()
+  .max(64)
+  .refine((v) => {
+    try {
+      ipaddr.parseCIDR(v);
+      return true;
+    } catch {
+      return ipaddr.isValid(v);
+    }
+  }, 'must be an IP network in CIDR notation, for example 10.0.0.0/8');
 
-const redirectUri = z.string().max(2000).refine((v) => {
-  try {
-    const u = new URL(v);
-    // Exact-match redirect URIs (RFC 9700 §2.1): no fragment, https except on loopback.
-    return !u.hash && (u.protocol === 'https:' || (u.protocol === 'http:' && LOCAL_HOSTS.has(u.hostname)));
-  } catch {
-    return false;
-  }
-}, 'must be an absolute https URL without a fragment (http only for localhost)');
+const redirectUri = z
+  .string()
+  .max(2000)
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      // Exact-match redirect URIs (RFC 9700 §2.1): no fragment, https except on loopback.
+      return !u.hash && (u.protocol === 'https:' || (u.protocol === 'http:' && LOCAL_HOSTS.has(u.hostname)));
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute https URL without a fragment (http only for localhost)');
 
 const publicJwks = z.object({
   keys: z
@@ -47,11 +54,19 @@ const publicJwks = z.object({
 
 const createSchema = z
   .object({
-    name: z.string().trim().min(1, 'name is required').max(100, 'name must be at most 100 characters').regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
+    name: z
+      .string()
+      .trim()
+      .min(1, 'name is required')
+      .max(100, 'name must be at most 100 characters')
+      .regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
     grants: z.array(z.enum(['client_credentials', 'authorization_code', 'refresh_token'])).min(1, 'at least one grant is required'),
     auth: z.enum(AUTH_METHODS).default('client_secret_basic'),
     roles: z.array(z.string().refine(isRole, 'is not a role (viewer, operator, admin, owner, auditor)')).max(5).default([]),
-    permissions: z.array(z.string().refine(isPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject')).max(100).default([]),
+    permissions: z
+      .array(z.string().refine(isPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject'))
+      .max(100)
+      .default([]),
     allowedCidrs: z.array(cidr).max(50).default([]),
     redirectUris: z.array(redirectUri).max(20).default([]),
     postLogoutRedirectUris: z.array(redirectUri).max(20).default([]),
@@ -61,13 +76,23 @@ const createSchema = z
   .superRefine((v, ctx) => {
     const service = v.grants.includes('client_credentials');
     const browser = v.grants.includes('authorization_code');
-    if (service && browser) ctx.addIssue({ code: 'custom', path: ['grants'], message: 'a client is either a service (client_credentials) or a browser application (authorization_code), not both' });
-    if (v.grants.includes('refresh_token') && !browser) ctx.addIssue({ code: 'custom', path: ['grants'], message: 'refresh_token goes with authorization_code' });
-    if (browser && v.redirectUris.length === 0) ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a browser application needs at least one redirect URI' });
-    if (service && v.redirectUris.length > 0) ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client has no redirect URIs' });
+    if (service && browser)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['grants'],
+        message: 'a client is either a service (client_credentials) or a browser application (authorization_code), not both',
+      });
+    if (v.grants.includes('refresh_token') && !browser)
+      ctx.addIssue({ code: 'custom', path: ['grants'], message: 'refresh_token goes with authorization_code' });
+    if (browser && v.redirectUris.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a browser application needs at least one redirect URI' });
+    if (service && v.redirectUris.length > 0)
+      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client has no redirect URIs' });
     if (service && v.auth === 'none') ctx.addIssue({ code: 'custom', path: ['auth'], message: 'a service client must authenticate' });
-    if (v.auth === 'private_key_jwt' && !v.jwks) ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client public keys (a JWKS)' });
-    if (v.auth === 'tls_client_auth' && !v.tlsSubjectDn) ctx.addIssue({ code: 'custom', path: ['tlsSubjectDn'], message: 'tls_client_auth needs the certificate subject DN' });
+    if (v.auth === 'private_key_jwt' && !v.jwks)
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client public keys (a JWKS)' });
+    if (v.auth === 'tls_client_auth' && !v.tlsSubjectDn)
+      ctx.addIssue({ code: 'custom', path: ['tlsSubjectDn'], message: 'tls_client_auth needs the certificate subject DN' });
   });
 
 export type CreateClientInput = z.input<typeof createSchema>;
@@ -78,7 +103,7 @@ export interface CreatedClient {
   client_secret?: string;
 }
 
-export async function createClient(db: Q, input: CreateClientInput): Promise<CreatedClient> {
+export async function createClient(db: Db, input: CreateClientInput): Promise<CreatedClient> {
   const v = parseOrThrow(createSchema, input);
   const kind = v.grants.includes('client_credentials') ? 'service' : 'browser';
   const clientId = newClientId(kind);
@@ -140,11 +165,11 @@ export function summarize(row: ClientRow): ClientSummary {
   };
 }
 
-export async function listClients(db: Q): Promise<ClientSummary[]> {
+export async function listClients(db: Db): Promise<ClientSummary[]> {
   return (await repo.listClients(db)).map(summarize);
 }
 
-async function mustFind(db: Q, clientId: string): Promise<ClientRow> {
+async function mustFind(db: Db, clientId: string): Promise<ClientRow> {
   const row = typeof clientId === 'string' && clientId.length <= 200 ? await repo.findClient(db, clientId) : undefined;
   if (!row) throw new GatehouseError('NOT_FOUND', `no client with id ${JSON.stringify(String(clientId).slice(0, 200))}`);
   return row;
@@ -154,7 +179,11 @@ async function mustFind(db: Q, clientId: string): Promise<ClientRow> {
  * A new secret, shown once. The old one keeps working for `overlapSeconds` (0: revoked now),
  * so services can be rolled over one at a time.
  */
-export async function rotateClientSecret(db: Q, clientId: string, overlapSeconds = DEFAULT_SECRET_OVERLAP_SECONDS): Promise<{ client_id: string; client_secret: string; previous_secret_valid_until: string | null }> {
+export async function rotateClientSecret(
+  db: Db,
+  clientId: string,
+  overlapSeconds = DEFAULT_SECRET_OVERLAP_SECONDS,
+): Promise<{ client_id: string; client_secret: string; previous_secret_valid_until: string | null }> {
   const row = await mustFind(db, clientId);
   if (!row.secret_hash) throw new GatehouseError('VALIDATION', `client ${clientId} does not authenticate with a secret`);
   const secret = newClientSecret();
@@ -170,7 +199,7 @@ export async function rotateClientSecret(db: Q, clientId: string, overlapSeconds
   return { client_id: clientId, client_secret: secret, previous_secret_valid_until: until?.toISOString() ?? null };
 }
 
-export async function deleteClient(db: Q, clientId: string): Promise<void> {
+export async function deleteClient(db: Db, clientId: string): Promise<void> {
   await mustFind(db, clientId);
   await inTransaction(db, async (trx) => {
     await repo.deleteClient(trx, clientId);

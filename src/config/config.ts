@@ -7,10 +7,19 @@ import { ConfigError, describeZodError } from '../errors.ts';
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 const durationSeconds = (name: string, def: number, min: number) =>
-  z.coerce.number({ error: `${name} must be a whole number of seconds` }).int(`${name} must be a whole number of seconds`).min(min, `${name} must be at least ${min}`).default(def);
+  z.coerce
+    .number({ error: `${name} must be a whole number of seconds` })
+    .int(`${name} must be a whole number of seconds`)
+    .min(min, `${name} must be at least ${min}`)
+    .default(def);
 
 const schema = z.object({
-  PORT: z.coerce.number({ error: 'PORT must be a number' }).int().min(0, 'PORT must be 0–65535').max(65535, 'PORT must be 0–65535').default(3000),
+  PORT: z.coerce
+    .number({ error: 'PORT must be a number' })
+    .int()
+    .min(0, 'PORT must be 0–65535')
+    .max(65535, 'PORT must be 0–65535')
+    .default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   GATEHOUSE_ISSUER: z.string().optional(),
   DATABASE_URL: z.string().optional(),
@@ -31,8 +40,16 @@ const schema = z.object({
   GATEHOUSE_METRICS_TOKEN: z
     .string()
     .optional()
-    .refine((v) => !v || (v.length >= 32 && /^[\x21-\x7e]+$/.test(v)), 'GATEHOUSE_METRICS_TOKEN must be at least 32 printable characters without spaces'),
-  GATEHOUSE_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1 << 20).default(16 * 1024),
+    .refine(
+      (v) => !v || (v.length >= 32 && /^[\x21-\x7e]+$/.test(v)),
+      'GATEHOUSE_METRICS_TOKEN must be at least 32 printable characters without spaces',
+    ),
+  GATEHOUSE_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1 << 20)
+    .default(16 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -57,7 +74,6 @@ export interface Config {
   metricsToken: string | null;
   logLevel: string;
 }
-
 
 function checkUrl(name: string, value: string): URL {
   let url: URL;

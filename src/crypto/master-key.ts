@@ -16,7 +16,10 @@ function decode(name: string, text: string): Buffer {
   return key;
 }
 
-export function loadMasterKey(config: Pick<Config, 'masterKey' | 'masterKeyFile' | 'dataDir' | 'databaseUrl'>, notice: (msg: string) => void): Buffer {
+export function loadMasterKey(
+  config: Pick<Config, 'masterKey' | 'masterKeyFile' | 'dataDir' | 'databaseUrl'>,
+  notice: (msg: string) => void,
+): Buffer {
   if (config.masterKey) return decode('GATEHOUSE_MASTER_KEY', config.masterKey);
   if (config.masterKeyFile) {
     let text: string;

@@ -10,7 +10,6 @@ export interface Sealer {
   open(sealed: string, context: string): Buffer;
 }
 
-
 export function createSealer(masterKey: Buffer): Sealer {
   if (masterKey.length !== 32) throw new SealError('master key must be 32 bytes');
   const key = Buffer.from(masterKey);

@@ -2,7 +2,7 @@
 // in the data directory otherwise (the embedded default: nothing to install).
 import fs from 'node:fs';
 import path from 'node:path';
-import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
@@ -10,7 +10,7 @@ import { DatabaseUnavailableError } from '../errors.ts';
 
 export type Dialect = 'postgres' | 'pglite';
 
-export interface Db {
+export interface Connection {
   kysely: Kysely<Database>;
   dialect: Dialect;
   /** The pg pool (PostgreSQL only): for libraries that speak to it directly (rate limiting). */
@@ -19,7 +19,12 @@ export interface Db {
 }
 
 // timestamptz and bigint come back as Date and string; jsonb already parsed by both drivers.
-export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; poolSize?: number; onIdleError?: (err: Error) => void }): Promise<Db> {
+export async function openDatabase(opts: {
+  databaseUrl: string | null;
+  dataDir: string;
+  poolSize?: number;
+  onIdleError?: (err: Error) => void;
+}): Promise<Connection> {
   if (opts.databaseUrl) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
     // An idle connection killed by the server (a restart, a failover) must not crash the process:
@@ -47,7 +52,7 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
 }
 
 /** Wrap an already-open PGlite (tests restore one from a dump). */
-export function fromPGlite(pglite: import('@electric-sql/pglite').PGlite, onClose: () => Promise<void> = async () => {}): Db {
+export function fromPGlite(pglite: import('@electric-sql/pglite').PGlite, onClose: () => Promise<void> = async () => {}): Connection {
   const kysely = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
   return {
     kysely,
@@ -65,3 +70,7 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   return () => (done ??= fn());
 }
 
+/** One round trip, for readiness checks. */
+export async function ping(db: Kysely<Database>): Promise<void> {
+  await sql`select 1`.execute(db);
+}

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DataDirInUseError } from '../errors.ts';
 
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

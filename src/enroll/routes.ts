@@ -40,7 +40,17 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
   }
 
   function passwordPage(ctx: Context, inv: Invitation, extra: { error?: string; email?: string } = {}, status = 200) {
-    html(ctx, enrollPasswordPage({ ...ctxFor(ctx), email: extra.email ?? inv.email, askEmail: inv.email === FIRST_OWNER_EMAIL, role: inv.role, ...(extra.error ? { error: extra.error } : {}) }), status);
+    html(
+      ctx,
+      enrollPasswordPage({
+        ...ctxFor(ctx),
+        email: extra.email ?? inv.email,
+        askEmail: inv.email === FIRST_OWNER_EMAIL,
+        role: inv.role,
+        ...(extra.error ? { error: extra.error } : {}),
+      }),
+      status,
+    );
   }
 
   async function factorPage(ctx: Context, inv: Invitation, error?: string, status = 200) {
@@ -51,9 +61,23 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
   }
 
   async function audit(ctx: Context, inv: Invitation, done: Enrolled) {
-    const base = { outcome: 'success' as const, actor: done.account.id, ip: ctx.ip, target: done.account.id, requestId: ctx.state.requestId };
-    await deps.audit({ ...base, action: 'invitation.accept', details: { invitation_id: inv.id, role: done.account.role, purpose: inv.purpose } });
-    await deps.audit({ ...base, action: 'factor.enroll', details: { factor: done.factor, with_password: done.withPassword, backup_set_size: done.codes.length } });
+    const base = {
+      outcome: 'success' as const,
+      actor: done.account.id,
+      ip: ctx.ip,
+      target: done.account.id,
+      requestId: ctx.state.requestId,
+    };
+    await deps.audit({
+      ...base,
+      action: 'invitation.accept',
+      details: { invitation_id: inv.id, role: done.account.role, purpose: inv.purpose },
+    });
+    await deps.audit({
+      ...base,
+      action: 'factor.enroll',
+      details: { factor: done.factor, with_password: done.withPassword, backup_set_size: done.codes.length },
+    });
   }
 
   router.get('/enroll/:token', async (ctx) => {

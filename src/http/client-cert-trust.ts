@@ -2,21 +2,17 @@
 // GATEHOUSE_TLS_CA_FILE, Node would verify client certificates against its bundled public roots,
 // and anyone able to buy a certificate with a matching subject DN from any public CA would
 // authenticate as the client. Gatehouse refuses to start in that configuration.
-import { sql, type Kysely } from 'kysely';
 import type { Config } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
-import type { Database } from '../db/schema.ts';
+import { findTlsClientAuthClient } from '../clients/clients.repository.ts';
+import type { Db } from '../db/handle.ts';
 
-export async function assertClientCertificateTrust(config: Config, db: Kysely<Database>): Promise<void> {
+export async function assertClientCertificateTrust(config: Config, db: Db): Promise<void> {
   if (!config.tls || config.tls.caFile) return;
-  const row = await db
-    .selectFrom('client')
-    .select('client_id')
-    .where(sql<string>`metadata->>'token_endpoint_auth_method'`, '=', 'tls_client_auth')
-    .executeTakeFirst();
-  if (row) {
+  const clientId = await findTlsClientAuthClient(db);
+  if (clientId) {
     throw new ConfigError(
-      `GATEHOUSE_TLS_CA_FILE: client ${row.client_id} uses tls_client_auth, which needs the CA that issues client certificates; ` +
+      `GATEHOUSE_TLS_CA_FILE: client ${clientId} uses tls_client_auth, which needs the CA that issues client certificates; ` +
         'without it client certificates would be checked against public roots. Set GATEHOUSE_TLS_CA_FILE or change the client.',
     );
   }

@@ -1,10 +1,12 @@
 import type Router from '@koa/router';
-import { sql } from 'kysely';
-import type { Db } from '../db/connect.ts';
+import { ping, type Connection } from '../db/connect.ts';
 import { metricsAccess } from './metrics-access.ts';
 import type { Metrics } from './metrics.ts';
 
-export function healthRoutes(router: Router, deps: { db: Db; ready: () => boolean; metrics: Metrics; metricsToken: string | null }): void {
+export function healthRoutes(
+  router: Router,
+  deps: { db: Connection; ready: () => boolean; metrics: Metrics; metricsToken: string | null },
+): void {
   // Liveness: the process answers. Nothing else, so a database outage does not get it restarted.
   router.get('/healthz', (ctx) => {
     ctx.set('cache-control', 'no-store');
@@ -15,7 +17,7 @@ export function healthRoutes(router: Router, deps: { db: Db; ready: () => boolea
     ctx.set('cache-control', 'no-store');
     const checks = { database: false, keys: false };
     try {
-      await sql`select 1`.execute(deps.db.kysely);
+      await ping(deps.db.kysely);
       checks.database = true;
     } catch {
       /* reported below */

@@ -7,10 +7,31 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'gatehouse_process_' });
   return {
     registry,
-    httpRequests: new Counter({ name: 'gatehouse_http_requests_total', help: 'HTTP requests by route group and status class', labelNames: ['route', 'status'] as const, registers: [registry] }),
-    httpDuration: new Histogram({ name: 'gatehouse_http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['route'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] }),
-    tokensIssued: new Counter({ name: 'gatehouse_tokens_issued_total', help: 'Successful token endpoint grants by grant type', labelNames: ['grant_type'] as const, registers: [registry] }),
-    tokenErrors: new Counter({ name: 'gatehouse_token_errors_total', help: 'Failed token endpoint requests by OAuth error', labelNames: ['error'] as const, registers: [registry] }),
+    httpRequests: new Counter({
+      name: 'gatehouse_http_requests_total',
+      help: 'HTTP requests by route group and status class',
+      labelNames: ['route', 'status'] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'gatehouse_http_request_duration_seconds',
+      help: 'HTTP request duration',
+      labelNames: ['route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    tokensIssued: new Counter({
+      name: 'gatehouse_tokens_issued_total',
+      help: 'Successful token endpoint grants by grant type',
+      labelNames: ['grant_type'] as const,
+      registers: [registry],
+    }),
+    tokenErrors: new Counter({
+      name: 'gatehouse_token_errors_total',
+      help: 'Failed token endpoint requests by OAuth error',
+      labelNames: ['error'] as const,
+      registers: [registry],
+    }),
     signingKeys: new Gauge({ name: 'gatehouse_signing_keys_published', help: 'Keys in the published JWKS', registers: [registry] }),
   };
 }
@@ -24,6 +45,19 @@ export function routeGroup(path: string): string {
   if (path.startsWith('/enroll/')) return 'enroll';
   if (path.startsWith('/admin')) return 'admin';
   if (path.startsWith('/account')) return 'account';
-  const known = ['/jwks', '/auth', '/me', '/token/introspection', '/token/revocation', '/session/end', '/.well-known/openid-configuration', '/healthz', '/readyz', '/metrics'];
-  return known.find((k) => path === k || path.startsWith(k + '/'))?.replace(/^\//, '') || (path.startsWith('/static/') ? 'static' : 'other');
+  const known = [
+    '/jwks',
+    '/auth',
+    '/me',
+    '/token/introspection',
+    '/token/revocation',
+    '/session/end',
+    '/.well-known/openid-configuration',
+    '/healthz',
+    '/readyz',
+    '/metrics',
+  ];
+  return (
+    known.find((k) => path === k || path.startsWith(k + '/'))?.replace(/^\//, '') || (path.startsWith('/static/') ? 'static' : 'other')
+  );
 }

@@ -14,7 +14,10 @@ export function loggablePath(path: string): string {
   return path.replace(/^\/enroll\/[^/]+/, '/enroll/:token').slice(0, 200);
 }
 
-export function observe(deps: { log: Logger; metrics: Metrics }, r: { requestId: string; method: string; path: string; status: number; started: bigint; ip: string }): void {
+export function observe(
+  deps: { log: Logger; metrics: Metrics },
+  r: { requestId: string; method: string; path: string; status: number; started: bigint; ip: string },
+): void {
   const route = routeGroup(r.path);
   const seconds = Number(process.hrtime.bigint() - r.started) / 1e9;
   deps.metrics.httpRequests.inc({ route, status: `${Math.floor(r.status / 100)}xx` });
@@ -22,7 +25,10 @@ export function observe(deps: { log: Logger; metrics: Metrics }, r: { requestId:
   // Successful token requests are the bulk of traffic: counted, not logged one by one. The path
   // only: query strings may carry state, hints or codes.
   if (route !== 'token' || r.status >= 400) {
-    deps.log.info({ requestId: r.requestId, method: r.method, path: loggablePath(r.path), status: r.status, ms: Math.round(seconds * 1000), ip: r.ip }, 'request');
+    deps.log.info(
+      { requestId: r.requestId, method: r.method, path: loggablePath(r.path), status: r.status, ms: Math.round(seconds * 1000), ip: r.ip },
+      'request',
+    );
   }
 }
 
@@ -42,7 +48,11 @@ export function requestMiddleware(deps: { log: Logger; metrics: Metrics }) {
       const message = publicMessage(err);
       if (ctx.accepts('html', 'json') === 'html' && !ctx.is('json')) {
         ctx.type = 'html';
-        ctx.body = errorView({ title: known ? 'Request refused' : 'Something went wrong', message: known ? message : 'An internal error occurred.', requestId });
+        ctx.body = errorView({
+          title: known ? 'Request refused' : 'Something went wrong',
+          message: known ? message : 'An internal error occurred.',
+          requestId,
+        });
       } else {
         ctx.body = { error: known ? OAUTH_ERROR[err.code] : 'server_error', error_description: message };
       }

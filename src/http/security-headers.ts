@@ -41,11 +41,33 @@ export function allowFormRedirectTo(res: ServerResponse, nonce: string, urls: Ar
 // WebAuthn stays allowed for Gatehouse's own origin, where passkeys are enrolled and used
 // (W3C Permissions Policy; OWASP Secure Headers Project).
 export const PERMISSIONS_POLICY = [
-  'accelerometer=()', 'ambient-light-sensor=()', 'autoplay=()', 'bluetooth=()', 'browsing-topics=()', 'camera=()', 'display-capture=()',
-  'encrypted-media=()', 'fullscreen=()', 'geolocation=()', 'gyroscope=()', 'hid=()', 'idle-detection=()', 'local-fonts=()',
-  'magnetometer=()', 'microphone=()', 'midi=()', 'payment=()', 'picture-in-picture=()', 'screen-wake-lock=()', 'serial=()',
-  'usb=()', 'xr-spatial-tracking=()', 'clipboard-read=()', 'clipboard-write=()',
-  'publickey-credentials-get=(self)', 'publickey-credentials-create=(self)',
+  'accelerometer=()',
+  'ambient-light-sensor=()',
+  'autoplay=()',
+  'bluetooth=()',
+  'browsing-topics=()',
+  'camera=()',
+  'display-capture=()',
+  'encrypted-media=()',
+  'fullscreen=()',
+  'geolocation=()',
+  'gyroscope=()',
+  'hid=()',
+  'idle-detection=()',
+  'local-fonts=()',
+  'magnetometer=()',
+  'microphone=()',
+  'midi=()',
+  'payment=()',
+  'picture-in-picture=()',
+  'screen-wake-lock=()',
+  'serial=()',
+  'usb=()',
+  'xr-spatial-tracking=()',
+  'clipboard-read=()',
+  'clipboard-write=()',
+  'publickey-credentials-get=(self)',
+  'publickey-credentials-create=(self)',
 ].join(', ');
 
 export function securityHeaders(opts: { https: boolean }) {

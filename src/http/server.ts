@@ -18,14 +18,20 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
  * straight to oidc-provider with the same headers, request id, size limit, metrics and log line,
  * without a second Koa context and router pass.
  */
-export function withTokenFastPath(deps: { config: Config; log: Logger; metrics: Metrics; https: boolean }, koa: Handler, provider: () => Handler): Handler {
+export function withTokenFastPath(
+  deps: { config: Config; log: Logger; metrics: Metrics; https: boolean },
+  koa: Handler,
+  provider: () => Handler,
+): Handler {
   return (req, res) => {
     if (req.method !== 'POST' || req.url !== '/token') return koa(req, res);
     const started = process.hrtime.bigint();
     const requestId = crypto.randomUUID();
     res.setHeader('X-Request-Id', requestId);
     setApiSecurityHeaders(res, deps.https);
-    res.once('finish', () => observe(deps, { requestId, method: 'POST', path: '/token', status: res.statusCode, started, ip: req.socket.remoteAddress ?? '' }));
+    res.once('finish', () =>
+      observe(deps, { requestId, method: 'POST', path: '/token', status: res.statusCode, started, ip: req.socket.remoteAddress ?? '' }),
+    );
     if (refuseLargeBody(req.headers['content-length'], deps.config.maxBodyBytes, res)) return;
     provider()(req, res);
   };

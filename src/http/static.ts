@@ -9,7 +9,12 @@ const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 
 const VENDOR: Record<string, string> = {
   'simplewebauthn-browser.js': path.join(DIR, '..', 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js'),
 };
-const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png' };
+const TYPES: Record<string, string> = {
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
 
 export function staticRoutes(router: Router): void {
   const files = new Map<string, { body: Buffer; type: string }>();

@@ -1,20 +1,19 @@
 // What every instance does on a timer: expired-row cleanup, automatic key rotation and audit
 // checkpoints. A failure is logged and retried at the next tick, never fatal.
-import type { Kysely } from 'kysely';
 import type { Sealer } from '../crypto/seal.ts';
-import type { Database } from '../db/schema.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import { scheduleCheckpoints } from '../audit/checkpoint.ts';
 import { rotateIfDue, type KeyPolicy } from '../keys/keys.service.ts';
 import type { Logger } from '../log.ts';
 import { cleanupExpired } from './cleanup.ts';
+import type { Db } from '../db/handle.ts';
 
 const CHECKPOINT_EVERY_MS = 5 * 60_000;
 const CLEANUP_EVERY_MS = 10 * 60_000;
 const KEY_ROTATION_CHECK_EVERY_MS = 60_000;
 
 export interface BackgroundJobDeps {
-  db: Kysely<Database>;
+  db: Db;
   sealer: Sealer;
   keyPolicy: KeyPolicy;
   keyRotationSeconds: number;
@@ -25,9 +24,16 @@ export interface BackgroundJobDeps {
 export function startBackgroundJobs(deps: BackgroundJobDeps): { stop(): Promise<void> } {
   const { db, log } = deps;
   const timers: NodeJS.Timeout[] = [];
-  const checkpoints = scheduleCheckpoints({ db, sealer: deps.sealer, intervalMs: CHECKPOINT_EVERY_MS, onError: (err) => log.warn({ err: (err as Error).message }, 'audit checkpoint failed') });
+  const checkpoints = scheduleCheckpoints({
+    db,
+    sealer: deps.sealer,
+    intervalMs: CHECKPOINT_EVERY_MS,
+    onError: (err) => log.warn({ err: (err as Error).message }, 'audit checkpoint failed'),
+  });
   const every = (ms: number, name: string, fn: () => Promise<unknown>) => {
-    timers.push(setInterval(() => fn().catch((err) => log.warn({ err: (err as Error).message, job: name }, 'background job failed')), ms).unref());
+    timers.push(
+      setInterval(() => fn().catch((err) => log.warn({ err: (err as Error).message, job: name }, 'background job failed')), ms).unref(),
+    );
   };
   every(CLEANUP_EVERY_MS, 'cleanup', async () => {
     const { payloads, keys, flows } = await cleanupExpired(db);

@@ -5,11 +5,11 @@
 //    the JWKS (GATEHOUSE_JWKS_MAX_AGE), so a token with its kid never meets a stale cache;
 //  - a retired key stays published until every token it signed has expired.
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { Kysely } from 'kysely';
 import type { Sealer } from '../crypto/seal.ts';
 import { bumpVersion } from '../db/change-feed.ts';
-import { inTransaction, type Q } from '../db/transaction.ts';
-import type { Database, SigningKeyRow } from '../db/schema.ts';
+import { inTransaction } from '../db/transaction.ts';
+import type { Db } from '../db/handle.ts';
+import type { SigningKeyRow } from '../db/schema.ts';
 import { GatehouseError, SealError } from '../errors.ts';
 import * as repo from './keys.repository.ts';
 
@@ -38,7 +38,12 @@ function sealContext(kid: string): string {
 }
 
 async function newKey(alg: SigningAlg, sealer: Sealer) {
-  const options = alg === 'EdDSA' ? { crv: 'Ed25519', extractable: true } : alg.startsWith('RS') || alg.startsWith('PS') ? { modulusLength: 2048, extractable: true } : { extractable: true };
+  const options =
+    alg === 'EdDSA'
+      ? { crv: 'Ed25519', extractable: true }
+      : alg.startsWith('RS') || alg.startsWith('PS')
+        ? { modulusLength: 2048, extractable: true }
+        : { extractable: true };
   const { privateKey, publicKey } = await generateKeyPair(alg, options);
   const pub = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(pub); // RFC 7638: a kid derived from the key itself
@@ -53,7 +58,7 @@ async function newKey(alg: SigningAlg, sealer: Sealer) {
 }
 
 /** First start: make sure every algorithm has a current and a next key. Safe to race. */
-export async function ensureKeys(db: Q, sealer: Sealer, policy: KeyPolicy, now = new Date()): Promise<boolean> {
+export async function ensureKeys(db: Db, sealer: Sealer, policy: KeyPolicy, now = new Date()): Promise<boolean> {
   return inTransaction(db, async (trx) => {
     await repo.lockKeys(trx);
     let changed = false;
@@ -84,7 +89,12 @@ export interface RotationResult {
  * Refused while the next key is younger than the JWKS cache lifetime, unless forced (a
  * compromised key): then verifiers with a cached JWKS refetch on the unknown kid.
  */
-export async function rotateKeys(db: Q, sealer: Sealer, policy: KeyPolicy, opts: { force?: boolean; now?: Date } = {}): Promise<RotationResult[]> {
+export async function rotateKeys(
+  db: Db,
+  sealer: Sealer,
+  policy: KeyPolicy,
+  opts: { force?: boolean; now?: Date } = {},
+): Promise<RotationResult[]> {
   const now = opts.now ?? new Date();
   await ensureKeys(db, sealer, policy, now);
   return inTransaction(db, async (trx) => {
@@ -115,11 +125,21 @@ export async function rotateKeys(db: Q, sealer: Sealer, policy: KeyPolicy, opts:
 }
 
 /** Automatic rotation: rotate when the current key is older than the interval. */
-export async function rotateIfDue(db: Kysely<Database>, sealer: Sealer, policy: KeyPolicy, intervalSeconds: number, now = new Date()): Promise<RotationResult[]> {
+export async function rotateIfDue(
+  db: Db,
+  sealer: Sealer,
+  policy: KeyPolicy,
+  intervalSeconds: number,
+  now = new Date(),
+): Promise<RotationResult[]> {
   if (intervalSeconds <= 0) return [];
   const keys = await repo.allKeys(db);
-  const due = keys.some((k) => k.state === 'current' && k.activated_at && now.getTime() - new Date(k.activated_at).getTime() >= intervalSeconds * 1000);
-  const nextReady = keys.filter((k) => k.state === 'next').every((k) => now.getTime() - new Date(k.created_at).getTime() >= policy.jwksMaxAgeSeconds * 1000);
+  const due = keys.some(
+    (k) => k.state === 'current' && k.activated_at && now.getTime() - new Date(k.activated_at).getTime() >= intervalSeconds * 1000,
+  );
+  const nextReady = keys
+    .filter((k) => k.state === 'next')
+    .every((k) => now.getTime() - new Date(k.created_at).getTime() >= policy.jwksMaxAgeSeconds * 1000);
   if (!due || !nextReady) return [];
   return rotateKeys(db, sealer, policy, { now });
 }
@@ -128,7 +148,7 @@ function published(row: SigningKeyRow, now: Date): boolean {
   return row.state !== 'retired' || (row.publish_until !== null && new Date(row.publish_until) > now);
 }
 
-export async function loadKeySet(db: Kysely<Database>, sealer: Sealer, now = new Date()): Promise<KeySet> {
+export async function loadKeySet(db: Db, sealer: Sealer, now = new Date()): Promise<KeySet> {
   const rows = await repo.allKeys(db);
   const set: KeySet = { signing: [], published: [], currentKid: {} };
   // Current first, then next, then retired: a verifier scanning the set finds the likely key first.
@@ -153,7 +173,7 @@ export interface KeyInfo {
   published_until: string | null;
 }
 
-export async function listKeys(db: Q): Promise<KeyInfo[]> {
+export async function listKeys(db: Db): Promise<KeyInfo[]> {
   const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
   return (await repo.allKeys(db)).map((k) => ({
     kid: k.kid,
@@ -172,12 +192,14 @@ export { eraseExpiredKeys } from './keys.repository.ts';
  * Refuse to run with a master key that does not open what is stored: otherwise a wrong key
  * would seal new keys that no instance with the right key can read.
  */
-export async function assertMasterKeyOpens(db: Kysely<Database>, sealer: Sealer): Promise<void> {
+export async function assertMasterKeyOpens(db: Db, sealer: Sealer): Promise<void> {
   const row = await repo.anySealedKey(db);
   if (!row) return;
   try {
     sealer.open(row.private_jwk_sealed, sealContext(row.kid));
   } catch {
-    throw new SealError('the master key does not open the stored signing keys: wrong master key (GATEHOUSE_MASTER_KEY, GATEHOUSE_MASTER_KEY_FILE or <data dir>/master.key)');
+    throw new SealError(
+      'the master key does not open the stored signing keys: wrong master key (GATEHOUSE_MASTER_KEY, GATEHOUSE_MASTER_KEY_FILE or <data dir>/master.key)',
+    );
   }
 }

@@ -1,7 +1,8 @@
 // Backup codes as a second-factor strategy (src/mfa/strategy.ts): one-time codes shown once.
 import * as repo from '../accounts/factors.repository.ts';
 import { regenerateBackupCodes, useBackupCode } from './backup-codes.ts';
-import type { CodeFactor, Db } from './strategy.ts';
+import type { CodeFactor } from './strategy.ts';
+import type { Db } from '../db/handle.ts';
 
 export function backupCodeStrategy(key: Buffer) {
   return {

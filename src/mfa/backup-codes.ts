@@ -8,12 +8,9 @@
 // not open it.
 import crypto from 'node:crypto';
 import { deriveKey } from '../crypto/derive-key.ts';
-import type { Kysely } from 'kysely';
 import * as repo from '../accounts/factors.repository.ts';
-import { inTransaction } from '../accounts/accounts.repository.ts';
-import type { Database } from '../db/schema.ts';
-
-type Db = Kysely<Database>;
+import { inTransaction } from '../db/transaction.ts';
+import type { Db } from '../db/handle.ts';
 
 export const BACKUP_CODE_COUNT = 10;
 export const BACKUP_CODE_LENGTH = 10;
@@ -46,7 +43,10 @@ export function formatBackupCode(code: string): string {
 /** What a person types, made comparable: case, spaces and dashes do not matter. Null if it cannot be a code. */
 export function normalizeBackupCode(input: unknown): string | null {
   if (typeof input !== 'string' || input.length > 64) return null;
-  const code = input.normalize('NFKC').toLowerCase().replace(/[\s\u002d\u2010-\u2015\u2212]+/g, '');
+  const code = input
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[\s\u002d\u2010-\u2015\u2212]+/g, '');
   return CODE_RE.test(code) ? code : null;
 }
 

@@ -1,11 +1,8 @@
 // What a person has enrolled, and the owner's "reset factors" for someone who lost them.
-import type { Kysely } from 'kysely';
 import * as repo from '../accounts/factors.repository.ts';
-import { inTransaction } from '../accounts/accounts.repository.ts';
+import { inTransaction } from '../db/transaction.ts';
 import { endAllSessions } from '../accounts/accounts.service.ts';
-import type { Database } from '../db/schema.ts';
-
-type Db = Kysely<Database>;
+import type { Db } from '../db/handle.ts';
 
 export interface FactorSummary {
   /** A confirmed TOTP credential. */

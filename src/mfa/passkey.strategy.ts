@@ -1,6 +1,7 @@
 // Passkeys as a second-factor strategy (src/mfa/strategy.ts): WebAuthn ceremonies, JSON steps
 // driven by static/passkey.js. A passkey also signs in on its own (usernameless).
-import type { SecondFactor, Db } from './strategy.ts';
+import type { SecondFactor } from './strategy.ts';
+import type { Db } from '../db/handle.ts';
 import {
   authenticationOptions,
   checkRegistration,
@@ -29,7 +30,8 @@ export function passkeyStrategy(rp: RelyingParty) {
     },
     list: (db: Db, accountId: string) => listPasskeys(db, accountId),
     registrationOptions: (db: Db, scope: string, account: { id: string; email: string }) => registrationOptions(db, rp, scope, account),
-    register: (db: Db, scope: string, accountId: string, response: unknown, name: string) => verifyRegistration(db, rp, scope, accountId, response, name),
+    register: (db: Db, scope: string, accountId: string, response: unknown, name: string) =>
+      verifyRegistration(db, rp, scope, accountId, response, name),
     /** Enrollment: check the answer before the transaction that creates the account, save inside it. */
     check: (db: Db, scope: string, accountId: string, response: unknown) => checkRegistration(db, rp, scope, accountId, response),
     save: (db: Db, accountId: string, credential: VerifiedCredential, name: string) => saveCredential(db, accountId, credential, name),

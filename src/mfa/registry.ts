@@ -3,7 +3,8 @@ import type { Sealer } from '../crypto/seal.ts';
 import { backupCodeStrategy } from './backup-codes.strategy.ts';
 import { factorSummary, type FactorSummary } from './factors.ts';
 import { passkeyStrategy } from './passkey.strategy.ts';
-import { isCodeFactor, type CodeFactor, type Db, type SecondFactor } from './strategy.ts';
+import { isCodeFactor, type CodeFactor, type SecondFactor } from './strategy.ts';
+import type { Db } from '../db/handle.ts';
 import { totpStrategy } from './totp.strategy.ts';
 import type { RelyingParty } from './webauthn.ts';
 

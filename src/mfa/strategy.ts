@@ -19,11 +19,9 @@
 //
 // Adding a factor: one <name>.strategy.ts implementing SecondFactor (its count goes into the
 // summary query), its entry in registry.ts, and its views.
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
 import type { FactorSummary } from './factors.ts';
+import type { Db } from '../db/handle.ts';
 
-export type Db = Kysely<Database>;
 export type { FactorSummary };
 
 export interface FactorState {

@@ -1,8 +1,18 @@
 // TOTP as a second-factor strategy (src/mfa/strategy.ts): RFC 6238 codes from an authenticator app.
 import * as repo from '../accounts/factors.repository.ts';
 import type { Sealer } from '../crypto/seal.ts';
-import type { CodeFactor, Db } from './strategy.ts';
-import { adoptTotpSeed, checkCodeForSeed, confirmTotp, describePendingTotp, describeTotpSeed, newTotpEnrollment, newTotpSeed, verifyTotp } from './totp.ts';
+import type { CodeFactor } from './strategy.ts';
+import type { Db } from '../db/handle.ts';
+import {
+  adoptTotpSeed,
+  checkCodeForSeed,
+  confirmTotp,
+  describePendingTotp,
+  describeTotpSeed,
+  newTotpEnrollment,
+  newTotpSeed,
+  verifyTotp,
+} from './totp.ts';
 
 export function totpStrategy(sealer: Sealer) {
   /** A seed chosen during an invitation's enrollment is sealed to that invitation. */
@@ -19,7 +29,10 @@ export function totpStrategy(sealer: Sealer) {
     async verify(db: Db, accountId: string, code: unknown) {
       const r = await verifyTotp(db, sealer, accountId, code);
       if (r.ok) return r;
-      const message = r.reason === 'replayed' ? 'This code was already used. Wait for the next code from your app.' : 'That code is not right. Check your authenticator app and try again.';
+      const message =
+        r.reason === 'replayed'
+          ? 'This code was already used. Wait for the next code from your app.'
+          : 'That code is not right. Check your authenticator app and try again.';
       return { ...r, message };
     },
     /** Self-service: a new unconfirmed credential, shown until confirmed with a code. */

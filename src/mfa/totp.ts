@@ -1,16 +1,14 @@
 // TOTP (RFC 6238) as every authenticator app speaks it: SHA-1, 6 digits, 30-second steps. The
 // seed is sealed under the master key, bound to its row; a code is accepted once.
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { generate, generateURI, ScureBase32Plugin, verify } from 'otplib';
 import QRCode from 'qrcode';
 import * as repo from '../accounts/factors.repository.ts';
-import { inTransaction } from '../accounts/accounts.repository.ts';
+import { inTransaction } from '../db/transaction.ts';
 import type { Sealer } from '../crypto/seal.ts';
-import type { Database } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
+import type { Db } from '../db/handle.ts';
 
-type Db = Kysely<Database>;
 export type TotpAlgorithm = 'sha1' | 'sha256' | 'sha512';
 
 export const TOTP_ISSUER = 'Gatehouse';
@@ -27,7 +25,12 @@ export const TOTP_SEED_BYTES = 20;
 const base32 = new ScureBase32Plugin();
 
 /** The code for a secret at a time: the pure RFC 6238 function the Appendix B vectors check. */
-export function totpAt(secret: Uint8Array, unixSeconds: number, digits: 6 | 7 | 8 = TOTP_DIGITS, algorithm: TotpAlgorithm = TOTP_ALGORITHM): Promise<string> {
+export function totpAt(
+  secret: Uint8Array,
+  unixSeconds: number,
+  digits: 6 | 7 | 8 = TOTP_DIGITS,
+  algorithm: TotpAlgorithm = TOTP_ALGORITHM,
+): Promise<string> {
   return generate({ secret, epoch: unixSeconds, digits, algorithm, period: TOTP_PERIOD_SECONDS });
 }
 
@@ -83,7 +86,14 @@ export async function newTotpSeed(email: string): Promise<Omit<TotpEnrollment, '
 /** Show a seed again (a reloaded enrollment page keeps the seed the person may have scanned). */
 export async function describeTotpSeed(seed: Uint8Array, email: string): Promise<Omit<TotpEnrollment, 'id'>> {
   const secretBase32 = base32.encode(seed, { padding: false });
-  const otpauthUrl = generateURI({ issuer: TOTP_ISSUER, label: email, secret: secretBase32, algorithm: TOTP_ALGORITHM, digits: TOTP_DIGITS, period: TOTP_PERIOD_SECONDS });
+  const otpauthUrl = generateURI({
+    issuer: TOTP_ISSUER,
+    label: email,
+    secret: secretBase32,
+    algorithm: TOTP_ALGORITHM,
+    digits: TOTP_DIGITS,
+    period: TOTP_PERIOD_SECONDS,
+  });
   const qrSvg = await QRCode.toString(otpauthUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return { secretBase32, otpauthUrl, qrSvg };
 }
@@ -122,7 +132,13 @@ export async function newTotpEnrollment(db: Db, sealer: Sealer, accountId: strin
 }
 
 /** Show an unconfirmed enrollment again (the person typed a wrong code and tries again). */
-export async function describePendingTotp(db: Db, sealer: Sealer, accountId: string, id: string, email: string): Promise<TotpEnrollment | null> {
+export async function describePendingTotp(
+  db: Db,
+  sealer: Sealer,
+  accountId: string,
+  id: string,
+  email: string,
+): Promise<TotpEnrollment | null> {
   const row = await repo.findUnconfirmedTotp(db, accountId, id);
   if (!row) return null;
   return { id, ...(await describeTotpSeed(sealer.open(row.seed_sealed, sealContext(row.id)), email)) };
@@ -133,7 +149,14 @@ export async function describePendingTotp(db: Db, sealer: Sealer, accountId: str
  * person's only TOTP credential, and the confirming code's step is recorded so that the same
  * code cannot also pass the sign-in step. False for a wrong code.
  */
-export async function confirmTotp(db: Db, sealer: Sealer, accountId: string, id: string, code: unknown, opts: { now?: Date } = {}): Promise<boolean> {
+export async function confirmTotp(
+  db: Db,
+  sealer: Sealer,
+  accountId: string,
+  id: string,
+  code: unknown,
+  opts: { now?: Date } = {},
+): Promise<boolean> {
   const token = normalizeTotpCode(code);
   const row = await repo.findUnconfirmedTotp(db, accountId, id);
   if (!row) throw new GatehouseError('NOT_FOUND', 'This authenticator setup was not found or is already finished. Start again.');
@@ -155,7 +178,13 @@ export type TotpVerification = { ok: true } | { ok: false; reason: 'invalid' | '
  * replayed (RFC 6238 §5.2), and the step is recorded with one conditional UPDATE, so two
  * concurrent requests carrying the same code cannot both pass.
  */
-export async function verifyTotp(db: Db, sealer: Sealer, accountId: string, code: unknown, opts: { now?: Date } = {}): Promise<TotpVerification> {
+export async function verifyTotp(
+  db: Db,
+  sealer: Sealer,
+  accountId: string,
+  code: unknown,
+  opts: { now?: Date } = {},
+): Promise<TotpVerification> {
   const row = await repo.findConfirmedTotp(db, accountId);
   if (!row) return { ok: false, reason: 'not_enrolled' };
   const token = normalizeTotpCode(code);

@@ -12,10 +12,9 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
 import * as repo from './webauthn.repository.ts';
+import type { Db } from '../db/handle.ts';
 
 /** A ceremony left unanswered this long is void (the browser's own timeout is shorter). */
 export const CHALLENGE_TTL_SECONDS = 300;
@@ -32,11 +31,15 @@ export function relyingPartyFor(issuer: string): RelyingParty {
   return { id: url.hostname, name: 'Gatehouse', origin: url.origin };
 }
 
-type Db = Kysely<Database>;
 type Ceremony = repo.Ceremony;
 
 async function storeChallenge(db: Db, scope: string, ceremony: Ceremony, challenge: string, accountId: string | null): Promise<void> {
-  await repo.storeChallenge(db, scope, { ceremony, challenge, account_id: accountId, expires_at: new Date(Date.now() + CHALLENGE_TTL_SECONDS * 1000) });
+  await repo.storeChallenge(db, scope, {
+    ceremony,
+    challenge,
+    account_id: accountId,
+    expires_at: new Date(Date.now() + CHALLENGE_TTL_SECONDS * 1000),
+  });
 }
 
 /** Take the challenge out (single use, whatever the outcome) and return it if still valid. */
@@ -46,7 +49,12 @@ async function takeChallenge(db: Db, scope: string, ceremony: Ceremony): Promise
   return { challenge: row.challenge, accountId: row.account_id };
 }
 
-export async function registrationOptions(db: Db, rp: RelyingParty, scope: string, account: { id: string; email: string }): Promise<PublicKeyCredentialCreationOptionsJSON> {
+export async function registrationOptions(
+  db: Db,
+  rp: RelyingParty,
+  scope: string,
+  account: { id: string; email: string },
+): Promise<PublicKeyCredentialCreationOptionsJSON> {
   const existing = await repo.passkeyDescriptors(db, account.id);
   if (existing.length >= MAX_PASSKEYS) throw new GatehouseError('CONFLICT', `At most ${MAX_PASSKEYS} passkeys per person.`);
   const options = await generateRegistrationOptions({
@@ -75,7 +83,13 @@ export interface VerifiedCredential {
 }
 
 /** Check a registration answer; its challenge is used up whatever the outcome. */
-export async function checkRegistration(db: Db, rp: RelyingParty, scope: string, accountId: string, response: unknown): Promise<VerifiedCredential> {
+export async function checkRegistration(
+  db: Db,
+  rp: RelyingParty,
+  scope: string,
+  accountId: string,
+  response: unknown,
+): Promise<VerifiedCredential> {
   const stored = await takeChallenge(db, scope, 'registration');
   if (!stored || stored.accountId !== accountId) throw new GatehouseError('VALIDATION', 'This passkey request has expired. Try again.');
   let result;
@@ -92,7 +106,14 @@ export async function checkRegistration(db: Db, rp: RelyingParty, scope: string,
   }
   if (!result.verified || !result.registrationInfo) throw new GatehouseError('VALIDATION', 'The passkey could not be verified. Try again.');
   const { credential, credentialDeviceType, credentialBackedUp } = result.registrationInfo;
-  return { id: credential.id, publicKey: credential.publicKey, counter: credential.counter, transports: credential.transports ?? [], deviceType: credentialDeviceType, backedUp: credentialBackedUp };
+  return {
+    id: credential.id,
+    publicKey: credential.publicKey,
+    counter: credential.counter,
+    transports: credential.transports ?? [],
+    deviceType: credentialDeviceType,
+    backedUp: credentialBackedUp,
+  };
 }
 
 export async function saveCredential(db: Db, accountId: string, credential: VerifiedCredential, name: string): Promise<void> {
@@ -109,14 +130,26 @@ export async function saveCredential(db: Db, accountId: string, credential: Veri
   });
 }
 
-export async function verifyRegistration(db: Db, rp: RelyingParty, scope: string, accountId: string, response: unknown, name: string): Promise<{ id: string }> {
+export async function verifyRegistration(
+  db: Db,
+  rp: RelyingParty,
+  scope: string,
+  accountId: string,
+  response: unknown,
+  name: string,
+): Promise<{ id: string }> {
   const credential = await checkRegistration(db, rp, scope, accountId, response);
   await saveCredential(db, accountId, credential, name);
   return { id: credential.id };
 }
 
 /** Options for a sign-in: for one account (second factor), or for anyone (usernameless). */
-export async function authenticationOptions(db: Db, rp: RelyingParty, scope: string, accountId: string | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
+export async function authenticationOptions(
+  db: Db,
+  rp: RelyingParty,
+  scope: string,
+  accountId: string | null,
+): Promise<PublicKeyCredentialRequestOptionsJSON> {
   const allow = accountId ? await repo.passkeyDescriptors(db, accountId) : [];
   const options = await generateAuthenticationOptions({
     rpID: rp.id,
@@ -153,7 +186,12 @@ export async function verifyAuthentication(db: Db, rp: RelyingParty, scope: stri
       expectedChallenge: stored.challenge,
       expectedOrigin: rp.origin,
       expectedRPID: rp.id,
-      credential: { id: cred.id, publicKey: new Uint8Array(Buffer.from(cred.public_key, 'base64url')), counter: Number(cred.counter), transports: cred.transports as any },
+      credential: {
+        id: cred.id,
+        publicKey: new Uint8Array(Buffer.from(cred.public_key, 'base64url')),
+        counter: Number(cred.counter),
+        transports: cred.transports as any,
+      },
       requireUserVerification: true,
     });
   } catch {

@@ -1,11 +1,8 @@
 // How oidc-provider learns about people: account lookup (refused for a disabled person, so a
 // refresh fails at once) and the claims of a person's access token (recomputed at every refresh).
-import type { Kysely } from 'kysely';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import * as accounts from '../accounts/accounts.repository.ts';
-import type { Database } from '../db/schema.ts';
-
-type Db = Kysely<Database>;
+import type { Db } from '../db/handle.ts';
 
 async function activeAccount(db: Db, id: string) {
   if (typeof id !== 'string' || id.length > 100) return undefined;

@@ -6,25 +6,38 @@
 //    (with `consumed`) until it expires, which is how oidc-provider detects reuse and revokes
 //    the grant (RFC 9700 §4.14.2, OAuth 2.1 §4.1.3).
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientCache } from '../clients/client-cache.ts';
-import type { Database } from '../db/schema.ts';
+import type { Db } from '../db/handle.ts';
 
 // Bearer values (refresh tokens, codes, opaque access tokens) are kept only as SHA-256 keys, and
 // their `jti` (the value itself) is left out of the stored payload and put back on read: a copy
 // of the database yields no usable token. Sessions keep their ids (oidc-provider looks them up
 // by uid too, and needs the id back); their cookie is signed with keys derived from the master key.
-const HASHED = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+const HASHED = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'ClientCredentials',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
 
 function storedId(model: string, id: string): string {
   return HASHED.has(model) ? `sha256:${crypto.createHash('sha256').update(id).digest('base64url')}` : id;
 }
 
-const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'ClientCredentials', 'BackchannelAuthenticationRequest']);
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'ClientCredentials',
+  'BackchannelAuthenticationRequest',
+]);
 
 export interface AdapterDeps {
-  db: Kysely<Database>;
+  db: Db;
   clients: ClientCache;
 }
 
@@ -58,9 +71,9 @@ class ClientAdapter implements Adapter {
 
 export class KyselyAdapter implements Adapter {
   readonly model: string;
-  #db: Kysely<Database>;
+  #db: Db;
 
-  constructor(model: string, db: Kysely<Database>) {
+  constructor(model: string, db: Db) {
     this.model = model;
     this.#db = db;
   }
@@ -128,7 +141,12 @@ export class KyselyAdapter implements Adapter {
       .where('consumed_at', 'is', null)
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) === 1) return;
-    const row = await this.#db.selectFrom('oidc_payload').select('grant_id').where('model', '=', this.model).where('id', '=', key).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('oidc_payload')
+      .select('grant_id')
+      .where('model', '=', this.model)
+      .where('id', '=', key)
+      .executeTakeFirst();
     if (row?.grant_id) await this.revokeByGrantId(row.grant_id);
     throw new errors.InvalidGrant(`${this.model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
   }
@@ -144,17 +162,13 @@ export class KyselyAdapter implements Adapter {
 }
 
 /** Delete expired rows in batches; run in the background on every instance. */
-export async function deleteExpiredPayloads(db: Kysely<Database>, batch = 1000): Promise<number> {
+export async function deleteExpiredPayloads(db: Db, batch = 1000): Promise<number> {
   let total = 0;
   for (;;) {
     const res = await db
       .deleteFrom('oidc_payload')
       .where(({ eb, selectFrom }) =>
-        eb(
-          'id',
-          'in',
-          selectFrom('oidc_payload').select('id').where('expires_at', '<', new Date()).limit(batch),
-        ),
+        eb('id', 'in', selectFrom('oidc_payload').select('id').where('expires_at', '<', new Date()).limit(batch)),
       )
       .where('expires_at', '<', new Date())
       .executeTakeFirst();

@@ -3,7 +3,11 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errorView } from '../../views/error.ts';
 
-export async function renderErrorPage(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, _error: Error): Promise<void> {
+export async function renderErrorPage(
+  ctx: KoaContextWithOIDC,
+  out: { error: string; error_description?: string },
+  _error: Error,
+): Promise<void> {
   ctx.type = 'html';
   ctx.set('cache-control', 'no-store');
   ctx.body = errorView({

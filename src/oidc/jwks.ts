@@ -7,7 +7,11 @@ const PUBLIC_MEMBERS = ['kty', 'kid', 'alg', 'use', 'crv', 'x', 'y', 'n', 'e'];
 
 export function publicJwks(keys: KeySet): { keys: Record<string, unknown>[] } {
   // Belt and braces: copy only public members, whatever the row held.
-  return { keys: keys.published.map((k) => Object.fromEntries(PUBLIC_MEMBERS.filter((m) => (k as any)[m] !== undefined).map((m) => [m, (k as any)[m]]))) };
+  return {
+    keys: keys.published.map((k) =>
+      Object.fromEntries(PUBLIC_MEMBERS.filter((m) => (k as any)[m] !== undefined).map((m) => [m, (k as any)[m]])),
+    ),
+  };
 }
 
 export function jwksRoute(router: Router, deps: { keys: () => KeySet; maxAgeSeconds: number }): void {

@@ -10,6 +10,10 @@ export const ID_TOKEN_TTL = 3600;
 export const AUTHORIZATION_CODE_TTL = 60;
 /** One sign-in or enrollment interaction (the pages between /auth and the redirect back). */
 export const INTERACTION_TTL = 600;
+/** The password step must be followed by the second factor within one interaction's time. */
+export const SIGNIN_FLOW_TTL = INTERACTION_TTL;
+/** The admin console's own pending sign-in (its state, nonce and PKCE verifier cookie). */
+export const ADMIN_LOGIN_TTL = INTERACTION_TTL;
 /** Changes in /account and /admin need a sign-in younger than this: sensitive operations need a
  * recent authentication (OWASP ASVS V3.7.1), asked for as max_age (OIDC Core §3.1.2.1). */
 export const FRESH_AUTH_SECONDS = 300;

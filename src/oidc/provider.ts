@@ -8,23 +8,21 @@ import type { ClientCache } from '../clients/client-cache.ts';
 import { secretMatches } from '../clients/secret.ts';
 import type { KeySet } from '../keys/keys.service.ts';
 import { adapterFactory } from './adapter.ts';
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
 import { renderErrorPage } from './error-page.ts';
 import { accountTokenClaimsHook, findAccountHook } from './account-hooks.ts';
 import { rpInitiatedLogout } from './logout.ts';
 import { ACR_VALUES, requestedAcr, satisfiesAcr } from './acr.ts';
 import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL } from './lifetimes.ts';
+import type { Db } from '../db/handle.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
-export { MAX_SIGNED_LIFETIME } from './lifetimes.ts';
 
 export interface ProviderDeps {
   issuer: string;
   audience: string;
   accessTokenAlg: string;
   keys: KeySet;
-  db: Kysely<Database>;
+  db: Db;
   clients: ClientCache;
   cookieKeys: string[];
   trustProxy: boolean;
@@ -164,7 +162,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
             audience,
             accessTokenTTL: ACCESS_TOKEN_TTL,
             accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: deps.accessTokenAlg as any, kid: deps.keys.currentKid[deps.accessTokenAlg as keyof KeySet['currentKid']] } },
+            jwt: {
+              sign: { alg: deps.accessTokenAlg as any, kid: deps.keys.currentKid[deps.accessTokenAlg as keyof KeySet['currentKid']] },
+            },
           };
         },
       },
@@ -193,7 +193,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
   // oidc-provider compares client secrets in clear; Gatehouse keeps only a SHA-256 of each
   // secret (src/clients/secret.ts), plus the previous one during a rotation overlap.
   const ClientClass = provider.Client as any;
-  ClientClass.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; clientSecret?: string }, actual: string) {
+  ClientClass.prototype.compareClientSecret = async function compareClientSecret(
+    this: { clientId: string; clientSecret?: string },
+    actual: string,
+  ) {
     if (secretMatches(actual, this.clientSecret)) return true;
     const record = await clients.get(this.clientId);
     if (record?.previousSecretHash && record.previousSecretExpiresAt && record.previousSecretExpiresAt > new Date()) {

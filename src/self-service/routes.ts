@@ -81,7 +81,15 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
   }
 
   const audit = (ctx: Context, m: Me, action: AuditAction, details: Record<string, unknown>) =>
-    deps.audit({ action, outcome: 'success', actor: m.account.id, target: m.account.id, ip: ctx.ip, requestId: ctx.state.requestId, details });
+    deps.audit({
+      action,
+      outcome: 'success',
+      actor: m.account.id,
+      target: m.account.id,
+      ip: ctx.ip,
+      requestId: ctx.state.requestId,
+      details,
+    });
 
   /** Guard a POST: signed in, CSRF token, fresh sign-in. */
   async function change(ctx: Context, json = false): Promise<Me | null> {
@@ -92,7 +100,8 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
       return null;
     }
     deps.csrf.verify(ctx, json ? ctx.get('x-csrf-token') : (ctx.request.body as any)?._csrf);
-    if (json && Math.floor(Date.now() / 1000) - m.session.authTime > FRESH_AUTH_SECONDS) throw new GatehouseError('UNAUTHENTICATED', 'Sign in again to change your factors.');
+    if (json && Math.floor(Date.now() / 1000) - m.session.authTime > FRESH_AUTH_SECONDS)
+      throw new GatehouseError('UNAUTHENTICATED', 'Sign in again to change your factors.');
     if (!json && !fresh(ctx, m)) return null;
     return m;
   }
@@ -143,7 +152,12 @@ export function accountRoutes(router: Router, deps: AccountDeps): void {
     if (!pending) return render(ctx, m, { error: 'Start the authenticator setup again.' }, 400);
     ctx.status = 400;
     ctx.type = 'html';
-    ctx.body = accountTotpPage({ nonce: ctx.state.cspNonce, csrf: deps.csrf.token(ctx), ...pending, error: 'That code is not right. Enter the code your app shows now.' });
+    ctx.body = accountTotpPage({
+      nonce: ctx.state.cspNonce,
+      csrf: deps.csrf.token(ctx),
+      ...pending,
+      error: 'That code is not right. Enter the code your app shows now.',
+    });
   });
 
   router.post('/account/backup-codes', async (ctx) => {

@@ -1,14 +1,13 @@
 // /account as a domain flow: a person's own password, second factors (through the strategies
 // of src/mfa/registry.ts) and sessions. The HTTP side (sign-in session, CSRF, freshness, audit,
 // pages) is src/self-service/routes.ts.
-import type { Kysely } from 'kysely';
 import { confirmsCurrentPassword, findAccount, setPassword, type Account } from '../accounts/accounts.service.ts';
-import type { Database } from '../db/schema.ts';
 import { isGatehouseError } from '../errors.ts';
 import type { SecondFactors } from '../mfa/registry.ts';
 import { endSession, listSessions } from './sessions.ts';
+import type { Db } from '../db/handle.ts';
 
-export function selfService(db: Kysely<Database>, factors: SecondFactors) {
+export function selfService(db: Db, factors: SecondFactors) {
   return {
     factors,
 
@@ -36,7 +35,12 @@ export function selfService(db: Kysely<Database>, factors: SecondFactors) {
     },
 
     /** A new password (the current one first, if there is one); the person's other sessions end. */
-    async changePassword(accountId: string, current: unknown, password: unknown, keepSessionId: string): Promise<{ ok: true } | { ok: false; error: string }> {
+    async changePassword(
+      accountId: string,
+      current: unknown,
+      password: unknown,
+      keepSessionId: string,
+    ): Promise<{ ok: true } | { ok: false; error: string }> {
       if (!(await confirmsCurrentPassword(db, accountId, current))) return { ok: false, error: 'The current password is not right.' };
       try {
         await setPassword(db, accountId, String(password ?? ''), { exceptSessionId: keepSessionId });
@@ -67,8 +71,10 @@ export function selfService(db: Kysely<Database>, factors: SecondFactors) {
       return (await factors.passkeys.remove(db, account.id, id)) === 1 ? 'removed' : 'missing';
     },
 
-    passkeyOptions: (account: Account) => factors.passkeys.registrationOptions(db, `account:${account.id}`, { id: account.id, email: account.email }),
-    registerPasskey: (account: Account, response: unknown, name: string) => factors.passkeys.register(db, `account:${account.id}`, account.id, response, name),
+    passkeyOptions: (account: Account) =>
+      factors.passkeys.registrationOptions(db, `account:${account.id}`, { id: account.id, email: account.email }),
+    registerPasskey: (account: Account, response: unknown, name: string) =>
+      factors.passkeys.register(db, `account:${account.id}`, account.id, response, name),
 
     endSession: (accountId: string, uid: string) => endSession(db, accountId, uid),
   };

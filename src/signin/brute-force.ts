@@ -8,7 +8,7 @@
 //    60 s), reset by a success. A cap, not a lock: an attacker can slow a person down, never
 //    shut them out for good (NIST SP 800-63B §5.2.2).
 import { RateLimiterMemory, RateLimiterPostgres, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Db } from '../db/connect.ts';
+import type { Connection } from '../db/connect.ts';
 
 export const IP_FAILURES_PER_MINUTE = 5;
 export const ACCOUNT_FAILURES_PER_HOUR = 100;
@@ -24,10 +24,19 @@ export interface BruteForce {
   succeed(accountKey: string): Promise<void>;
 }
 
-export function createBruteForce(db: Db): BruteForce {
+export function createBruteForce(db: Connection): BruteForce {
   const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract =>
     db.pool
-      ? new RateLimiterPostgres({ storeClient: db.pool, storeType: 'pool', tableName: 'rate_limit', tableCreated: true, clearExpiredByTimeout: false, keyPrefix, points, duration })
+      ? new RateLimiterPostgres({
+          storeClient: db.pool,
+          storeType: 'pool',
+          tableName: 'rate_limit',
+          tableCreated: true,
+          clearExpiredByTimeout: false,
+          keyPrefix,
+          points,
+          duration,
+        })
       : new RateLimiterMemory({ keyPrefix, points, duration });
   const ipFailures = make('signin_ip', IP_FAILURES_PER_MINUTE, 60);
   const accountFailures = make('signin_account', ACCOUNT_FAILURES_PER_HOUR, 3600);
@@ -43,13 +52,20 @@ export function createBruteForce(db: Db): BruteForce {
     async check(ip, accountKey) {
       const ipWait = await blockedFor(ipFailures, ip, IP_FAILURES_PER_MINUTE);
       if (ipWait) return { allowed: false, retryAfterSeconds: ipWait, scope: 'ip' };
-      const accountWait = Math.max(await blockedFor(accountFailures, accountKey, ACCOUNT_FAILURES_PER_HOUR), await blockedFor(delay, accountKey, 2));
+      const accountWait = Math.max(
+        await blockedFor(accountFailures, accountKey, ACCOUNT_FAILURES_PER_HOUR),
+        await blockedFor(delay, accountKey, 2),
+      );
       if (accountWait) return { allowed: false, retryAfterSeconds: accountWait, scope: 'account' };
       return { allowed: true };
     },
     async fail(ip, accountKey) {
       const take = (l: RateLimiterAbstract, k: string) => l.penalty(k, 1);
-      const [byIp, byAccount, run] = await Promise.all([take(ipFailures, ip), take(accountFailures, accountKey), take(consecutive, accountKey)]);
+      const [byIp, byAccount, run] = await Promise.all([
+        take(ipFailures, ip),
+        take(accountFailures, accountKey),
+        take(consecutive, accountKey),
+      ]);
       const n = run.consumedPoints;
       if (n > FREE_CONSECUTIVE_FAILURES) {
         await delay.block(accountKey, Math.min(2 ** (n - FREE_CONSECUTIVE_FAILURES - 1), MAX_DELAY_SECONDS));

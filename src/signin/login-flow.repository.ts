@@ -1,22 +1,23 @@
 // The `login_flow` table: who passed the first factor of an interaction (src/signin/login-flow.ts).
-import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../db/schema.ts';
+import type { Db } from '../db/handle.ts';
 
-type Q = Kysely<Database> | Transaction<Database>;
-
-export async function upsertFlow(db: Q, uid: string, row: { account_id: string; amr: string; expires_at: Date }): Promise<void> {
-  await db.insertInto('login_flow').values({ uid, ...row }).onConflict((oc) => oc.column('uid').doUpdateSet(row)).execute();
+export async function upsertFlow(db: Db, uid: string, row: { account_id: string; amr: string; expires_at: Date }): Promise<void> {
+  await db
+    .insertInto('login_flow')
+    .values({ uid, ...row })
+    .onConflict((oc) => oc.column('uid').doUpdateSet(row))
+    .execute();
 }
 
-export function findLiveFlow(db: Q, uid: string, now: Date) {
+export function findLiveFlow(db: Db, uid: string, now: Date) {
   return db.selectFrom('login_flow').selectAll().where('uid', '=', uid).where('expires_at', '>', now).executeTakeFirst();
 }
 
-export async function deleteFlow(db: Q, uid: string): Promise<void> {
+export async function deleteFlow(db: Db, uid: string): Promise<void> {
   await db.deleteFrom('login_flow').where('uid', '=', uid).execute();
 }
 
-export async function deleteFlowsExpiredBefore(db: Q, now: Date): Promise<number> {
+export async function deleteFlowsExpiredBefore(db: Db, now: Date): Promise<number> {
   const res = await db.deleteFrom('login_flow').where('expires_at', '<', now).executeTakeFirst();
   return Number(res.numDeletedRows);
 }

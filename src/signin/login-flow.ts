@@ -1,9 +1,7 @@
 // A sign-in in progress: who passed the first factor of this interaction, until when.
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
+import { SIGNIN_FLOW_TTL } from '../oidc/lifetimes.ts';
 import * as repo from './login-flow.repository.ts';
-
-type Db = Kysely<Database>;
+import type { Db } from '../db/handle.ts';
 
 export interface LoginFlow {
   uid: string;
@@ -11,11 +9,12 @@ export interface LoginFlow {
   amr: string[];
 }
 
-/** The first factor must be followed by the second within this time. */
-export const FLOW_TTL_SECONDS = 600;
-
 export async function startFlow(db: Db, uid: string, accountId: string, amr: string[]): Promise<void> {
-  await repo.upsertFlow(db, uid, { account_id: accountId, amr: JSON.stringify(amr), expires_at: new Date(Date.now() + FLOW_TTL_SECONDS * 1000) });
+  await repo.upsertFlow(db, uid, {
+    account_id: accountId,
+    amr: JSON.stringify(amr),
+    expires_at: new Date(Date.now() + SIGNIN_FLOW_TTL * 1000),
+  });
 }
 
 export async function findFlow(db: Db, uid: string): Promise<LoginFlow | null> {

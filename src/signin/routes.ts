@@ -59,7 +59,10 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       if (!(err instanceof errors.SessionNotFound)) throw err;
       ctx.status = 400;
       ctx.type = 'html';
-      ctx.body = errorView({ title: 'Sign-in expired', message: 'This sign-in has expired or was already completed. Go back to the application and start again.' });
+      ctx.body = errorView({
+        title: 'Sign-in expired',
+        message: 'This sign-in has expired or was already completed. Go back to the application and start again.',
+      });
       return null;
     }
   }
@@ -83,11 +86,30 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     page(ctx, d, signInPage({ ...pageContext(ctx), uid: d.uid, passkeyOnly: passkeyOnly(d), ...extra }), status);
   }
 
-  async function secondFactor(ctx: Context, d: Details, accountId: string, requested: string | undefined, retry?: { factor: CodeFactor; error: string }) {
+  async function secondFactor(
+    ctx: Context,
+    d: Details,
+    accountId: string,
+    requested: string | undefined,
+    retry?: { factor: CodeFactor; error: string },
+  ) {
     const { method, summary: f } = await service.secondFactorPage(accountId, requested, retry?.factor);
     const error = retry?.error;
     const status = retry ? 401 : 200;
-    page(ctx, d, secondFactorPage({ ...pageContext(ctx), uid: d.uid, method, hasTotp: f.totp, hasPasskey: f.passkeys > 0, hasBackupCodes: f.backup_codes_left > 0, ...(error ? { error } : {}) }), status);
+    page(
+      ctx,
+      d,
+      secondFactorPage({
+        ...pageContext(ctx),
+        uid: d.uid,
+        method,
+        hasTotp: f.totp,
+        hasPasskey: f.passkeys > 0,
+        hasBackupCodes: f.backup_codes_left > 0,
+        ...(error ? { error } : {}),
+      }),
+      status,
+    );
   }
 
   function tooMany(ctx: Context, retryAfterSeconds: number, uid: string) {
@@ -97,8 +119,22 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     ctx.body = tooManyAttemptsPage({ retryAfterSeconds, uid });
   }
 
-  const audit = (ctx: Context, action: AuditAction, outcome: 'success' | 'failure' | 'denied', actor: string, details: Record<string, unknown> = {}) =>
-    deps.audit({ action, outcome, actor, ip: ctx.ip, target: actor.startsWith('usr_') ? actor : null, requestId: ctx.state.requestId, details });
+  const audit = (
+    ctx: Context,
+    action: AuditAction,
+    outcome: 'success' | 'failure' | 'denied',
+    actor: string,
+    details: Record<string, unknown> = {},
+  ) =>
+    deps.audit({
+      action,
+      outcome,
+      actor,
+      ip: ctx.ip,
+      target: actor.startsWith('usr_') ? actor : null,
+      requestId: ctx.state.requestId,
+      details,
+    });
 
   /** Guard a step: CSRF, then the brute-force budget of this IP and account. */
   async function guard(ctx: Context, key: string, uid: string, json = false): Promise<boolean> {
@@ -109,7 +145,10 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     if (json) {
       ctx.status = 429;
       ctx.set('retry-after', String(verdict.retryAfterSeconds));
-      ctx.body = { error: 'too_many_attempts', error_description: `Too many failed attempts. Wait ${verdict.retryAfterSeconds} seconds and try again.` };
+      ctx.body = {
+        error: 'too_many_attempts',
+        error_description: `Too many failed attempts. Wait ${verdict.retryAfterSeconds} seconds and try again.`,
+      };
     } else tooMany(ctx, verdict.retryAfterSeconds, uid);
     return false;
   }
@@ -126,7 +165,8 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     if (acr === null) {
       // acr_values asked for more than this sign-in gives: say so rather than hand back less.
       const result = { error: 'access_denied', error_description: 'the requested authentication level could not be met' };
-      if (asJson) ctx.body = { location: await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false }) };
+      if (asJson)
+        ctx.body = { location: await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false }) };
       else {
         await deps.provider().interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
         ctx.respond = false;
@@ -151,12 +191,19 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     if (d.prompt.name === 'consent') {
       // Every client is first-party (registered by an owner): consent is granted without a screen.
       const provider = deps.provider();
-      const grant = d.grantId ? await provider.Grant.find(d.grantId) : new provider.Grant({ accountId: d.session!.accountId, clientId: d.params.client_id as string });
+      const grant = d.grantId
+        ? await provider.Grant.find(d.grantId)
+        : new provider.Grant({ accountId: d.session!.accountId, clientId: d.params.client_id as string });
       if (!grant) throw new Error('grant not found');
-      const missing = d.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const missing = d.prompt.details as {
+        missingOIDCScope?: string[];
+        missingOIDCClaims?: string[];
+        missingResourceScopes?: Record<string, string[]>;
+      };
       if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
       if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {}))
+        grant.addResourceScope(indicator, scopes.join(' '));
       const grantId = await grant.save();
       await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
       ctx.respond = false;
@@ -181,7 +228,8 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     if (!result.ok) {
       await failed(ctx, key, result.actor, 'password', result.reason);
       // One message for an unknown email and a wrong password (no enumeration).
-      const message = result.reason === 'disabled' ? 'This account is disabled. Ask an owner to re-enable it.' : 'Incorrect email or password.';
+      const message =
+        result.reason === 'disabled' ? 'This account is disabled. Ask an owner to re-enable it.' : 'Incorrect email or password.';
       return signIn(ctx, d, { error: message, email }, 401);
     }
     ctx.redirect(`/interaction/${d.uid}/second-factor`);
@@ -241,7 +289,15 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
         return;
       }
       const method = service.factors.passkeys.method;
-      await finish(ctx, d, signedIn.accountId, signedIn.email, [...(flow?.amr ?? []), ...signedIn.amr], flow ? `password+${method}` : method, true);
+      await finish(
+        ctx,
+        d,
+        signedIn.accountId,
+        signedIn.email,
+        [...(flow?.amr ?? []), ...signedIn.amr],
+        flow ? `password+${method}` : method,
+        true,
+      );
     } catch (err) {
       await failed(ctx, key, flow?.accountId ?? 'anonymous', service.factors.passkeys.method, isGatehouseError(err) ? err.code : 'invalid');
       ctx.status = isGatehouseError(err) && err.code === 'VALIDATION' ? 400 : 401;

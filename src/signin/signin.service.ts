@@ -1,17 +1,17 @@
 // The sign-in steps as a domain flow: password, then a second factor (any strategy of the
 // registry, src/mfa/strategy.ts), or a passkey alone; then the level (acr) the sign-in earns.
 // The HTTP side (interactions, CSRF, brute-force budget, audit, pages) is src/signin/routes.ts.
-import type { Kysely } from 'kysely';
 import { authenticatePassword, findAccount, recordSignIn } from '../accounts/accounts.service.ts';
-import type { Database } from '../db/schema.ts';
 import type { SecondFactors } from '../mfa/registry.ts';
 import type { CodeCheck, CodeFactor } from '../mfa/strategy.ts';
 import { acrFor, requestedAcr, satisfiesAcr } from '../oidc/acr.ts';
 import { endFlow, findFlow, startFlow, type LoginFlow } from './login-flow.ts';
+import type { Db } from '../db/handle.ts';
 
-export type PasswordStep = { ok: true; accountId: string } | { ok: false; reason: 'invalid' | 'disabled' | 'no_second_factor'; actor: string };
+export type PasswordStep =
+  { ok: true; accountId: string } | { ok: false; reason: 'invalid' | 'disabled' | 'no_second_factor'; actor: string };
 
-export function signInService(db: Kysely<Database>, factors: SecondFactors) {
+export function signInService(db: Db, factors: SecondFactors) {
   const accountEmail = async (accountId: string) => (await findAccount(db, accountId))?.email ?? '';
 
   return {
@@ -21,7 +21,8 @@ export function signInService(db: Kysely<Database>, factors: SecondFactors) {
     async password(uid: string, email: string, password: unknown): Promise<PasswordStep> {
       const result = await authenticatePassword(db, email, password);
       if (!result.ok) return { ok: false, reason: result.reason, actor: 'anonymous' };
-      if (!factors.hasAny(await factors.summary(db, result.account.id))) return { ok: false, reason: 'no_second_factor', actor: result.account.id };
+      if (!factors.hasAny(await factors.summary(db, result.account.id)))
+        return { ok: false, reason: 'no_second_factor', actor: result.account.id };
       await startFlow(db, uid, result.account.id, ['pwd']);
       return { ok: true, accountId: result.account.id };
     },

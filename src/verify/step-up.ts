@@ -40,8 +40,7 @@ export function stepUpChallenge(options: StepUpChallengeOptions = {}): string {
   if (realm !== undefined) params.push(`realm=${quoted('realm', realm)}`);
   params.push('error="insufficient_user_authentication"');
   const description =
-    options.description ??
-    (acrValues?.length ? 'A different authentication level is required' : 'More recent authentication is required');
+    options.description ?? (acrValues?.length ? 'A different authentication level is required' : 'More recent authentication is required');
   params.push(`error_description=${quoted('description', description)}`);
   if (acrValues?.length) {
     // RFC 9470 §3: a space-separated list, so a value may not contain a space itself.
@@ -55,9 +54,7 @@ export function stepUpChallenge(options: StepUpChallengeOptions = {}): string {
   return `Bearer ${params.join(', ')}`;
 }
 
-export type AuthenticationCheck =
-  | { ok: true }
-  | { ok: false; reason: 'acr' | 'max_age'; challenge: string };
+export type AuthenticationCheck = { ok: true } | { ok: false; reason: 'acr' | 'max_age'; challenge: string };
 
 /**
  * Is the authentication behind this token strong and recent enough? `now` is in seconds since

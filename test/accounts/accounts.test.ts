@@ -34,8 +34,12 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
   });
   afterEach(() => t.drop());
 
-  const version = async () => String((await t.db.kysely.selectFrom('change_version').select('version').where('topic', '=', 'accounts').executeTakeFirstOrThrow()).version);
-  const person = (email: string, role = 'viewer', passwordHash: string | null = null) => createAccount(t.db.kysely, { email, role, passwordHash });
+  const version = async () =>
+    String(
+      (await t.db.kysely.selectFrom('change_version').select('version').where('topic', '=', 'accounts').executeTakeFirstOrThrow()).version,
+    );
+  const person = (email: string, role = 'viewer', passwordHash: string | null = null) =>
+    createAccount(t.db.kysely, { email, role, passwordHash });
 
   async function oidcRows(accountId: string, tag: string) {
     const grantId = `grant-${tag}`;
@@ -48,7 +52,10 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
       { model: 'AccessToken', id: `at-${tag}`, payload: { grantId }, grant_id: grantId },
     ];
     for (const r of rows) {
-      await t.db.kysely.insertInto('oidc_payload').values({ ...r, payload: JSON.stringify(r.payload), uid: null, user_code: null, expires_at: null, consumed_at: null }).execute();
+      await t.db.kysely
+        .insertInto('oidc_payload')
+        .values({ ...r, payload: JSON.stringify(r.payload), uid: null, user_code: null, expires_at: null, consumed_at: null })
+        .execute();
     }
   }
   const oidcIds = async () => (await t.db.kysely.selectFrom('oidc_payload').select('id').orderBy('id').execute()).map((r) => r.id);
@@ -69,7 +76,10 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
     await expect(person('ana@example.com', 'superuser')).rejects.toMatchObject({ code: 'VALIDATION' });
     const a = await person('ana@example.com');
     await expect(setRole(t.db.kysely, a.id, 'root')).rejects.toMatchObject({ code: 'VALIDATION', details: { field: 'role' } });
-    await expect(setPermissions(t.db.kysely, a.id, ['agent:x:inject', 'drop table account'])).rejects.toMatchObject({ code: 'VALIDATION', details: { field: 'permissions.1' } });
+    await expect(setPermissions(t.db.kysely, a.id, ['agent:x:inject', 'drop table account'])).rejects.toMatchObject({
+      code: 'VALIDATION',
+      details: { field: 'permissions.1' },
+    });
     await expect(setRole(t.db.kysely, 'usr_nobody', 'viewer')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
@@ -88,7 +98,7 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
     const o = await person('olga@example.com', 'owner');
     await expect(setRole(t.db.kysely, o.id, 'admin')).rejects.toMatchObject({ code: 'LAST_OWNER' });
     await expect(disableAccount(t.db.kysely, o.id)).rejects.toMatchObject({ code: 'LAST_OWNER' });
-    expect((await findAccount(t.db.kysely, o.id))).toMatchObject({ role: 'owner', status: 'active' });
+    expect(await findAccount(t.db.kysely, o.id)).toMatchObject({ role: 'owner', status: 'active' });
     // Re-affirming the role is not a demotion.
     expect((await setRole(t.db.kysely, o.id, 'owner')).role).toBe('owner');
   });
@@ -161,7 +171,19 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
   it('sets a password: checks strength, ends other sessions, keeps the current one', async () => {
     const a = await person('ana@example.com', 'viewer', await hashPassword(PASSWORD));
     await oidcRows(a.id, 'a');
-    await t.db.kysely.insertInto('oidc_payload').values({ model: 'Session', id: 'sess-current', payload: JSON.stringify({ accountId: a.id }), grant_id: null, uid: null, user_code: null, expires_at: null, consumed_at: null }).execute();
+    await t.db.kysely
+      .insertInto('oidc_payload')
+      .values({
+        model: 'Session',
+        id: 'sess-current',
+        payload: JSON.stringify({ accountId: a.id }),
+        grant_id: null,
+        uid: null,
+        user_code: null,
+        expires_at: null,
+        consumed_at: null,
+      })
+      .execute();
     await expect(setPassword(t.db.kysely, a.id, 'password1234')).rejects.toMatchObject({ code: 'VALIDATION' });
     await expect(setPassword(t.db.kysely, a.id, 'ana@example.com!')).rejects.toMatchObject({ code: 'VALIDATION' });
     const v0 = await version();
@@ -204,7 +226,18 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
     await confirmTotp(t.db.kysely, sealer, a.id, e.id, await totpAt(new ScureBase32Plugin().decode(e.secretBase32), now));
     const codes = await regenerateBackupCodes(t.db.kysely, key, a.id);
     await useBackupCode(t.db.kysely, key, a.id, codes[0]);
-    await t.db.kysely.insertInto('webauthn_credential').values({ id: 'cred1', account_id: a.id, public_key: 'pk', transports: '[]', device_type: 'multiDevice', backed_up: true, name: 'Laptop' }).execute();
+    await t.db.kysely
+      .insertInto('webauthn_credential')
+      .values({
+        id: 'cred1',
+        account_id: a.id,
+        public_key: 'pk',
+        transports: '[]',
+        device_type: 'multiDevice',
+        backed_up: true,
+        name: 'Laptop',
+      })
+      .execute();
     // An unconfirmed TOTP enrollment is not a factor.
     await newTotpEnrollment(t.db.kysely, sealer, b.id, b.email);
     const signedIn = new Date('2026-11-20T08:00:00Z');
@@ -223,9 +256,26 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
     const sealer = createSealer(crypto.randomBytes(32));
     const a = await person('ana@example.com');
     const e = await newTotpEnrollment(t.db.kysely, sealer, a.id, a.email);
-    await confirmTotp(t.db.kysely, sealer, a.id, e.id, await totpAt(new ScureBase32Plugin().decode(e.secretBase32), Math.floor(Date.now() / 1000)));
+    await confirmTotp(
+      t.db.kysely,
+      sealer,
+      a.id,
+      e.id,
+      await totpAt(new ScureBase32Plugin().decode(e.secretBase32), Math.floor(Date.now() / 1000)),
+    );
     await regenerateBackupCodes(t.db.kysely, deriveBackupCodeKey(crypto.randomBytes(32)), a.id);
-    await t.db.kysely.insertInto('webauthn_credential').values({ id: 'cred1', account_id: a.id, public_key: 'pk', transports: '[]', device_type: 'singleDevice', backed_up: false, name: 'Key' }).execute();
+    await t.db.kysely
+      .insertInto('webauthn_credential')
+      .values({
+        id: 'cred1',
+        account_id: a.id,
+        public_key: 'pk',
+        transports: '[]',
+        device_type: 'singleDevice',
+        backed_up: false,
+        name: 'Key',
+      })
+      .execute();
     await oidcRows(a.id, 'a');
     expect(await resetFactors(t.db.kysely, a.id)).toEqual({ totp: 1, passkeys: 1, backup_codes: 10 });
     expect(await factorSummary(t.db.kysely, a.id)).toEqual({ totp: false, passkeys: 0, backup_codes_left: 0 });

@@ -26,7 +26,11 @@ describe.each(BACKENDS)('invitations on %s', (backend) => {
 
   it('gives a 256-bit token, stores only its SHA-256, and expires after 72 hours by default', async () => {
     const before = Date.now();
-    const inv = await createInvitation(t.db.kysely, { email: ' Ivy@Example.com ', role: 'operator', permissions: ['agent:summarizer:inject'] });
+    const inv = await createInvitation(t.db.kysely, {
+      email: ' Ivy@Example.com ',
+      role: 'operator',
+      permissions: ['agent:summarizer:inject'],
+    });
     expect(inv.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Buffer.from(inv.token, 'base64url')).toHaveLength(32);
     expect(inv.email).toBe('ivy@example.com');
@@ -45,22 +49,33 @@ describe.each(BACKENDS)('invitations on %s', (backend) => {
     const used = await consumeInvitation(t.db.kysely, inv.token);
     expect(used.used_at).toBeInstanceOf(Date);
     expect(await findValidInvitation(t.db.kysely, inv.token)).toBeNull();
-    await expect(consumeInvitation(t.db.kysely, inv.token)).rejects.toMatchObject({ code: 'NOT_FOUND', message: INVITATION_INVALID_MESSAGE });
+    await expect(consumeInvitation(t.db.kysely, inv.token)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: INVITATION_INVALID_MESSAGE,
+    });
   });
 
   it('is used up by exactly one of many concurrent enrollments', async () => {
     const inv = await createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer' });
-    const results = await Promise.allSettled(Array.from({ length: 6 }, () => enrollAccount(t.db.kysely, inv.token, { passwordHash: null })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, () => enrollAccount(t.db.kysely, inv.token, { passwordHash: null })),
+    );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(await accountCount()).toBe(1);
   });
 
   it('refuses an expired invitation with the clear message', async () => {
     const inv = await createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer' });
-    await t.db.kysely.updateTable('invitation').set({ expires_at: new Date(Date.now() - 1000) }).execute();
+    await t.db.kysely
+      .updateTable('invitation')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .execute();
     expect(await findValidInvitation(t.db.kysely, inv.token)).toBeNull();
     const err = await enrollAccount(t.db.kysely, inv.token, { passwordHash: null }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'NOT_FOUND', message: 'This invitation link has expired or was already used. Ask an owner for a new one.' });
+    expect(err).toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'This invitation link has expired or was already used. Ask an owner for a new one.',
+    });
     expect(await accountCount()).toBe(0);
   });
 
@@ -78,13 +93,17 @@ describe.each(BACKENDS)('invitations on %s', (backend) => {
     const second = await createInvitation(t.db.kysely, { email: 'IVY@example.com', role: 'admin' });
     expect(await findValidInvitation(t.db.kysely, first.token)).toBeNull();
     expect(await findValidInvitation(t.db.kysely, other.token)).not.toBeNull();
-    await expect(enrollAccount(t.db.kysely, first.token, { passwordHash: null })).rejects.toMatchObject({ message: INVITATION_INVALID_MESSAGE });
+    await expect(enrollAccount(t.db.kysely, first.token, { passwordHash: null })).rejects.toMatchObject({
+      message: INVITATION_INVALID_MESSAGE,
+    });
     const account = await enrollAccount(t.db.kysely, second.token, { passwordHash: null });
     expect(account.role).toBe('admin');
   });
 
   it('leaves exactly one usable link when the same email is invited concurrently', async () => {
-    const invs = await Promise.all(Array.from({ length: 5 }, () => createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer' })));
+    const invs = await Promise.all(
+      Array.from({ length: 5 }, () => createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer' })),
+    );
     const valid = await Promise.all(invs.map((i) => findValidInvitation(t.db.kysely, i.token)));
     expect(valid.filter((v) => v !== null)).toHaveLength(1);
   });
@@ -96,15 +115,30 @@ describe.each(BACKENDS)('invitations on %s', (backend) => {
 
   it('validates role, permissions and lifetime', async () => {
     await expect(createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'root' })).rejects.toMatchObject({ code: 'VALIDATION' });
-    await expect(createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer', permissions: ['everything'] })).rejects.toMatchObject({ code: 'VALIDATION' });
-    await expect(createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer', ttlSeconds: 0 })).rejects.toMatchObject({ code: 'VALIDATION' });
+    await expect(
+      createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer', permissions: ['everything'] }),
+    ).rejects.toMatchObject({ code: 'VALIDATION' });
+    await expect(createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer', ttlSeconds: 0 })).rejects.toMatchObject({
+      code: 'VALIDATION',
+    });
     await expect(createInvitation(t.db.kysely, { email: 'not an email', role: 'viewer' })).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 
   it('enrolls the person with the invited role, permissions and password', async () => {
-    const inv = await createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'operator', permissions: ['thread:*:view'], createdBy: 'usr_owner' });
+    const inv = await createInvitation(t.db.kysely, {
+      email: 'ivy@example.com',
+      role: 'operator',
+      permissions: ['thread:*:view'],
+      createdBy: 'usr_owner',
+    });
     const account = await enrollAccount(t.db.kysely, inv.token, { passwordHash: await hashPassword('lantern orbit pebble quasar') });
-    expect(account).toMatchObject({ email: 'ivy@example.com', role: 'operator', permissions: ['thread:*:view'], status: 'active', has_password: true });
+    expect(account).toMatchObject({
+      email: 'ivy@example.com',
+      role: 'operator',
+      permissions: ['thread:*:view'],
+      status: 'active',
+      has_password: true,
+    });
     expect(account.password_changed_at).toBeInstanceOf(Date);
     const row = await t.db.kysely.selectFrom('invitation').selectAll().executeTakeFirstOrThrow();
     expect(row.account_id).toBe(account.id);
@@ -114,7 +148,9 @@ describe.each(BACKENDS)('invitations on %s', (backend) => {
   it('creates nothing from a consumed invitation', async () => {
     const inv = await createInvitation(t.db.kysely, { email: 'ivy@example.com', role: 'viewer' });
     await consumeInvitation(t.db.kysely, inv.token);
-    await expect(enrollAccount(t.db.kysely, inv.token, { passwordHash: null })).rejects.toMatchObject({ message: INVITATION_INVALID_MESSAGE });
+    await expect(enrollAccount(t.db.kysely, inv.token, { passwordHash: null })).rejects.toMatchObject({
+      message: INVITATION_INVALID_MESSAGE,
+    });
     expect(await accountCount()).toBe(0);
   });
 
@@ -148,12 +184,16 @@ describe.each(BACKENDS)('invitations on %s', (backend) => {
     const link = await firstOwnerInvitation(t.db.kysely);
     const someone = await createAccount(t.db.kysely, { email: 'olga@example.com', role: 'viewer', passwordHash: null });
     await setRole(t.db.kysely, someone.id, 'owner');
-    await expect(enrollAccount(t.db.kysely, link!.token, { passwordHash: null, email: 'mallory@example.com' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(enrollAccount(t.db.kysely, link!.token, { passwordHash: null, email: 'mallory@example.com' })).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
     expect(await accountCount()).toBe(1);
   });
 
   it('resets: a reset invitation needs an existing account and cannot create one', async () => {
-    await expect(createInvitation(t.db.kysely, { email: 'ivy@example.com', purpose: 'reset' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(createInvitation(t.db.kysely, { email: 'ivy@example.com', purpose: 'reset' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
     const account = await createAccount(t.db.kysely, { email: 'ivy@example.com', role: 'admin', passwordHash: null });
     const inv = await createInvitation(t.db.kysely, { email: 'ivy@example.com', purpose: 'reset' });
     expect(inv.role).toBe('admin');

@@ -12,7 +12,8 @@ describe('admin access', () => {
   it('gives owners everything, auditors the audit log only, and nobody else anything', () => {
     expect(adminAccess({ role: 'owner', permissions: [] })).toEqual({ manage: true, audit: true });
     expect(adminAccess({ role: 'auditor', permissions: [] })).toEqual({ manage: false, audit: true });
-    for (const role of ['viewer', 'operator', 'admin', 'nobody']) expect(adminAccess({ role, permissions: [] })).toEqual({ manage: false, audit: false });
+    for (const role of ['viewer', 'operator', 'admin', 'nobody'])
+      expect(adminAccess({ role, permissions: [] })).toEqual({ manage: false, audit: false });
     expect(homeFor(adminAccess({ role: 'owner', permissions: [] }))).toBe('/admin/users');
     expect(homeFor(adminAccess({ role: 'auditor', permissions: [] }))).toBe('/admin/audit');
   });
@@ -68,21 +69,58 @@ describe('form input', () => {
     expect(noticeFor(['role'])).toBeNull();
   });
   it('filters the audit log only by known actions and outcomes', () => {
-    expect(parseAuditFilter({ action: 'user.role_change', outcome: 'denied', actor: ' usr_a ', before: '12' })).toEqual({ action: 'user.role_change', outcome: 'denied', actor: 'usr_a', before: 12 });
-    expect(parseAuditFilter({ action: 'x; drop', outcome: 'maybe', before: '-1' })).toEqual({ action: '', outcome: '', actor: '', before: null });
+    expect(parseAuditFilter({ action: 'user.role_change', outcome: 'denied', actor: ' usr_a ', before: '12' })).toEqual({
+      action: 'user.role_change',
+      outcome: 'denied',
+      actor: 'usr_a',
+      before: 12,
+    });
+    expect(parseAuditFilter({ action: 'x; drop', outcome: 'maybe', before: '-1' })).toEqual({
+      action: '',
+      outcome: '',
+      actor: '',
+      before: null,
+    });
   });
   it('turns the client form into the service input', () => {
-    const service = clientInput(readClientForm({ name: 'Svc', type: 'service', auth: 'client_secret_basic', roles: ['operator', 'viewer'], permissions: 'agent:x:inject', cidrs: '10.0.0.0/8, 192.168.0.0/16' }));
-    expect(service).toMatchObject({ name: 'Svc', grants: ['client_credentials'], roles: ['operator', 'viewer'], permissions: ['agent:x:inject'], allowedCidrs: ['10.0.0.0/8', '192.168.0.0/16'] });
-    const browser = clientInput(readClientForm({ name: 'App', type: 'browser', auth: 'none', redirect_uris: 'https://a.example/cb', refresh: '1', roles: 'owner' }));
-    expect(browser).toMatchObject({ grants: ['authorization_code', 'refresh_token'], auth: 'none', redirectUris: ['https://a.example/cb'] });
-    expect(() => clientInput(readClientForm({ name: 'K', type: 'service', auth: 'private_key_jwt', jwks: '{not json' }))).toThrow(/jwks: is not valid JSON/);
+    const service = clientInput(
+      readClientForm({
+        name: 'Svc',
+        type: 'service',
+        auth: 'client_secret_basic',
+        roles: ['operator', 'viewer'],
+        permissions: 'agent:x:inject',
+        cidrs: '10.0.0.0/8, 192.168.0.0/16',
+      }),
+    );
+    expect(service).toMatchObject({
+      name: 'Svc',
+      grants: ['client_credentials'],
+      roles: ['operator', 'viewer'],
+      permissions: ['agent:x:inject'],
+      allowedCidrs: ['10.0.0.0/8', '192.168.0.0/16'],
+    });
+    const browser = clientInput(
+      readClientForm({ name: 'App', type: 'browser', auth: 'none', redirect_uris: 'https://a.example/cb', refresh: '1', roles: 'owner' }),
+    );
+    expect(browser).toMatchObject({
+      grants: ['authorization_code', 'refresh_token'],
+      auth: 'none',
+      redirectUris: ['https://a.example/cb'],
+    });
+    expect(() => clientInput(readClientForm({ name: 'K', type: 'service', auth: 'private_key_jwt', jwks: '{not json' }))).toThrow(
+      /jwks: is not valid JSON/,
+    );
   });
 });
 
 describe('user search', () => {
   const u = (email: string, role: string, status: 'active' | 'disabled') => ({ email, role, status }) as unknown as AccountListItem;
-  const users = [u('ada@example.com', 'owner', 'active'), u('bob@example.com', 'operator', 'disabled'), u('adam@corp.example', 'operator', 'active')];
+  const users = [
+    u('ada@example.com', 'owner', 'active'),
+    u('bob@example.com', 'operator', 'disabled'),
+    u('adam@corp.example', 'operator', 'active'),
+  ];
   it('matches part of the email in any case, the role and the status', () => {
     expect(searchUsers(users, parseUserSearch({ q: 'ADA' })).map((x) => x.email)).toEqual(['ada@example.com', 'adam@corp.example']);
     expect(searchUsers(users, parseUserSearch({ role: 'operator', status: 'active' })).map((x) => x.email)).toEqual(['adam@corp.example']);

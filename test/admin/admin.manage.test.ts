@@ -18,12 +18,19 @@ import { freePort, startServer, type TestServer } from '../helpers/server.ts';
 import { tamper } from '../audit/helpers.ts';
 
 const csrfOf = (html: string) => formField(html, '_csrf')!;
-const unescape = (t: string) => t.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const unescape = (t: string) =>
+  t
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 const alertText = (html: string) => {
   const m = /<p role="alert"[^>]*>([^<]*)<\/p>/.exec(html);
   return m ? unescape(m[1]!) : null;
 };
-const inputById = (html: string, id: string) => new RegExp(`id="${id}"[^>]*value="([^"]*)"`).exec(html)?.[1]?.replace(/&amp;/g, '&') ?? null;
+const inputById = (html: string, id: string) =>
+  new RegExp(`id="${id}"[^>]*value="([^"]*)"`).exec(html)?.[1]?.replace(/&amp;/g, '&') ?? null;
 
 describe('an owner at the console (PostgreSQL)', () => {
   let s: TestServer;
@@ -57,7 +64,11 @@ describe('an owner at the console (PostgreSQL)', () => {
     agent = signedIn.agent;
     csrf = csrfOf(signedIn.landed.text);
     const port = await freePort();
-    const app = await createClient(s.gatehouse.db.kysely, { name: 'Agent console', grants: ['authorization_code', 'refresh_token'], redirectUris: [`http://127.0.0.1:${port}/callback`] });
+    const app = await createClient(s.gatehouse.db.kysely, {
+      name: 'Agent console',
+      grants: ['authorization_code', 'refresh_token'],
+      redirectUris: [`http://127.0.0.1:${port}/callback`],
+    });
     rp = await startRelyingParty(s.url, app, port);
   });
   afterAll(async () => {
@@ -78,7 +89,11 @@ describe('an owner at the console (PostgreSQL)', () => {
 
   it('invites a user: the link is shown once and works; the event has no token', async () => {
     expect((await agent.request('/admin/users/invite')).status).toBe(200);
-    const r = await post('/admin/users/invite', { email: 'New.Person@Example.com', role: 'operator', permissions: 'agent:summarizer:inject, thread:*:view' });
+    const r = await post('/admin/users/invite', {
+      email: 'New.Person@Example.com',
+      role: 'operator',
+      permissions: 'agent:summarizer:inject, thread:*:view',
+    });
     expect(r.status).toBe(200);
     expect(r.headers.get('cache-control')).toBe('no-store');
     const link = inputById(r.text, 'once-link')!;
@@ -88,9 +103,18 @@ describe('an owner at the console (PostgreSQL)', () => {
     expectRecorded(await lastEvent('invitation.create'), r, {
       outcome: 'success',
       target: 'new.person@example.com',
-      details: { role: 'operator', permissions: ['agent:summarizer:inject', 'thread:*:view'], purpose: 'enroll', email: 'new.person@example.com' },
+      details: {
+        role: 'operator',
+        permissions: ['agent:summarizer:inject', 'thread:*:view'],
+        purpose: 'enroll',
+        email: 'new.person@example.com',
+      },
     });
-    expect(await findValidInvitation(s.gatehouse.db.kysely, token)).toMatchObject({ email: 'new.person@example.com', role: 'operator', purpose: 'enroll' });
+    expect(await findValidInvitation(s.gatehouse.db.kysely, token)).toMatchObject({
+      email: 'new.person@example.com',
+      role: 'operator',
+      purpose: 'enroll',
+    });
     const enroll = await new HttpAgent(s.url).request(link);
     expect(enroll.status).toBe(200);
     expect(enroll.text).toContain('Set up your account');
@@ -113,10 +137,16 @@ describe('an owner at the console (PostgreSQL)', () => {
     let tokens = await tokensFor(person);
     expect(decodeJwt(tokens.access_token)).toMatchObject({ roles: ['operator'], permissions: [] });
 
-    const perms = await post(`/admin/users/${person.id}/permissions`, { permissions: 'agent:summarizer:inject\nthread:*:view, config:prompts:read' });
+    const perms = await post(`/admin/users/${person.id}/permissions`, {
+      permissions: 'agent:summarizer:inject\nthread:*:view, config:prompts:read',
+    });
     expect(perms.status).toBe(303);
     expect(perms.location).toBe(`/admin/users/${person.id}?done=permissions`);
-    expectRecorded(await lastEvent('user.permission_change'), perms, { outcome: 'success', target: person.id, details: { from: [], to: ['agent:summarizer:inject', 'thread:*:view', 'config:prompts:read'] } });
+    expectRecorded(await lastEvent('user.permission_change'), perms, {
+      outcome: 'success',
+      target: person.id,
+      details: { from: [], to: ['agent:summarizer:inject', 'thread:*:view', 'config:prompts:read'] },
+    });
     tokens = await rp.refresh(tokens.refresh_token!);
     expect(decodeJwt(tokens.access_token).permissions).toEqual(['agent:summarizer:inject', 'thread:*:view', 'config:prompts:read']);
 
@@ -128,7 +158,11 @@ describe('an owner at the console (PostgreSQL)', () => {
 
     const role = await post(`/admin/users/${person.id}/role`, { role: 'admin' });
     expect(role.status).toBe(303);
-    expectRecorded(await lastEvent('user.role_change'), role, { outcome: 'success', target: person.id, details: { from: 'operator', to: 'admin' } });
+    expectRecorded(await lastEvent('user.role_change'), role, {
+      outcome: 'success',
+      target: person.id,
+      details: { from: 'operator', to: 'admin' },
+    });
     tokens = await rp.refresh(tokens.refresh_token!);
     expect(decodeJwt(tokens.access_token).roles).toEqual(['admin']);
 
@@ -150,11 +184,23 @@ describe('an owner at the console (PostgreSQL)', () => {
     const link = inputById(reset.text, 'once-link')!;
     expect(link).toMatch(/\/enroll\/[A-Za-z0-9_-]{43}$/);
     secrets.push(link.split('/').pop()!);
-    expect(await findValidInvitation(s.gatehouse.db.kysely, link.split('/').pop())).toMatchObject({ email: person.email, purpose: 'reset', account_id: person.id });
+    expect(await findValidInvitation(s.gatehouse.db.kysely, link.split('/').pop())).toMatchObject({
+      email: person.email,
+      purpose: 'reset',
+      account_id: person.id,
+    });
     expect(await factorSummary(s.gatehouse.db.kysely, person.id)).toEqual({ totp: false, passkeys: 0, backup_codes_left: 0 });
     await expect(rp.refresh(tokens.refresh_token!)).rejects.toThrow();
-    expectRecorded(await lastEvent('factor.reset'), reset, { outcome: 'success', target: person.id, details: { authenticator_apps: 1, backup_set: 10, passkeys: 0 } });
-    expectRecorded(await lastEvent('invitation.create'), reset, { outcome: 'success', target: person.email, details: { purpose: 'reset' } });
+    expectRecorded(await lastEvent('factor.reset'), reset, {
+      outcome: 'success',
+      target: person.id,
+      details: { authenticator_apps: 1, backup_set: 10, passkeys: 0 },
+    });
+    expectRecorded(await lastEvent('invitation.create'), reset, {
+      outcome: 'success',
+      target: person.email,
+      details: { purpose: 'reset' },
+    });
 
     const other = await createPerson(s, 'sam@example.com', 'viewer');
     const otherTokens = await tokensFor(other);
@@ -183,7 +229,14 @@ describe('an owner at the console (PostgreSQL)', () => {
   });
 
   it('creates a service client with roles, permissions and networks: its secret is shown once and works; rotate; delete', async () => {
-    const created = await post('/admin/clients', { name: 'Summarizer', type: 'service', auth: 'client_secret_basic', roles: 'operator', permissions: 'agent:summarizer:inject', cidrs: '127.0.0.0/8\n::1/128' });
+    const created = await post('/admin/clients', {
+      name: 'Summarizer',
+      type: 'service',
+      auth: 'client_secret_basic',
+      roles: 'operator',
+      permissions: 'agent:summarizer:inject',
+      cidrs: '127.0.0.0/8\n::1/128',
+    });
     expect(created.status).toBe(200);
     const clientId = /<code data-client-id>([^<]+)<\/code>/.exec(created.text)![1]!;
     const secret = inputById(created.text, 'client-secret')!;
@@ -191,13 +244,30 @@ describe('an owner at the console (PostgreSQL)', () => {
     secrets.push(secret);
     expectRecorded(await lastEvent('client.create'), created, {
       outcome: 'success',
-      details: { client_id: clientId, kind: 'service', roles: ['operator'], permissions: ['agent:summarizer:inject'], allowed_cidrs: ['127.0.0.0/8', '::1/128'], grants: ['client_credentials'] },
+      details: {
+        client_id: clientId,
+        kind: 'service',
+        roles: ['operator'],
+        permissions: ['agent:summarizer:inject'],
+        allowed_cidrs: ['127.0.0.0/8', '::1/128'],
+        grants: ['client_credentials'],
+      },
     });
     const token = async (sec: string) =>
-      fetch(`${s.url}/token`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from(`${clientId}:${sec}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
+      fetch(`${s.url}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${clientId}:${sec}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'grant_type=client_credentials',
+      });
     const t1 = await token(secret);
     expect(t1.status).toBe(200);
-    expect(decodeJwt(((await t1.json()) as any).access_token)).toMatchObject({ roles: ['operator'], permissions: ['agent:summarizer:inject'] });
+    expect(decodeJwt(((await t1.json()) as any).access_token)).toMatchObject({
+      roles: ['operator'],
+      permissions: ['agent:summarizer:inject'],
+    });
     const list = await agent.request('/admin/clients');
     expect(list.text).toContain(clientId);
     expect(list.text).not.toContain(secret);
@@ -223,18 +293,37 @@ describe('an owner at the console (PostgreSQL)', () => {
   });
 
   it('creates a public browser application with redirect URIs (no secret), and keeps the form on an error', async () => {
-    const bad = await post('/admin/clients', { name: 'Broken', type: 'browser', auth: 'none', redirect_uris: 'http://evil.example/cb', refresh: '1' });
+    const bad = await post('/admin/clients', {
+      name: 'Broken',
+      type: 'browser',
+      auth: 'none',
+      redirect_uris: 'http://evil.example/cb',
+      refresh: '1',
+    });
     expect(bad.status).toBe(400);
     expect(alertText(bad.text)).toMatch(/redirectUris/);
     expect(bad.text).toContain('http://evil.example/cb');
-    const ok = await post('/admin/clients', { name: 'Dashboard', type: 'browser', auth: 'none', redirect_uris: 'https://dash.example.com/cb', refresh: '1' });
+    const ok = await post('/admin/clients', {
+      name: 'Dashboard',
+      type: 'browser',
+      auth: 'none',
+      redirect_uris: 'https://dash.example.com/cb',
+      refresh: '1',
+    });
     expect(ok.status).toBe(200);
     expect(ok.text).toContain('This client has no secret.');
-    expect((await lastEvent('client.create'))!.details).toMatchObject({ kind: 'browser', auth: 'none', grants: ['authorization_code', 'refresh_token'], redirect_uris: ['https://dash.example.com/cb'] });
+    expect((await lastEvent('client.create'))!.details).toMatchObject({
+      kind: 'browser',
+      auth: 'none',
+      grants: ['authorization_code', 'refresh_token'],
+      redirect_uris: ['https://dash.example.com/cb'],
+    });
   });
 
   it('rotates signing keys now once the next key has been published long enough', async () => {
-    const before = (await s.gatehouse.db.kysely.selectFrom('signing_key').select(['kid', 'state']).where('state', '=', 'current').execute()).map((k) => k.kid);
+    const before = (
+      await s.gatehouse.db.kysely.selectFrom('signing_key').select(['kid', 'state']).where('state', '=', 'current').execute()
+    ).map((k) => k.kid);
     const r = await post('/admin/keys/rotate');
     expect(r.status).toBe(303);
     expect(r.location).toBe('/admin/keys?done=keys_rotated');

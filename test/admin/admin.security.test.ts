@@ -41,7 +41,12 @@ describe('admin console under attack (PostgreSQL)', () => {
     expect(start.status).toBe(302);
     const auth = new URL(start.location!);
     expect(auth.origin + auth.pathname).toBe(`${s.url}/auth`);
-    expect(Object.fromEntries(auth.searchParams)).toMatchObject({ client_id: ADMIN_CLIENT_ID, response_type: 'code', code_challenge_method: 'S256', redirect_uri: `${s.url}/admin/callback` });
+    expect(Object.fromEntries(auth.searchParams)).toMatchObject({
+      client_id: ADMIN_CLIENT_ID,
+      response_type: 'code',
+      code_challenge_method: 'S256',
+      redirect_uri: `${s.url}/admin/callback`,
+    });
     for (const p of ['state', 'nonce', 'code_challenge']) expect(auth.searchParams.get(p)).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const loginCookie = start.headers.getSetCookie().find((c) => c.startsWith('gh_admin_login='))!;
     expect(loginCookie).toMatch(/path=\/admin/i);
@@ -50,8 +55,16 @@ describe('admin console under attack (PostgreSQL)', () => {
     // The sealed cookie does not show the verifier or the nonce.
     expect(loginCookie).not.toContain(auth.searchParams.get('nonce')!);
 
-    const client = await s.gatehouse.db.kysely.selectFrom('client').selectAll().where('client_id', '=', ADMIN_CLIENT_ID).executeTakeFirstOrThrow();
-    expect(client.metadata).toMatchObject({ token_endpoint_auth_method: 'none', redirect_uris: [`${s.url}/admin/callback`], grant_types: ['authorization_code'] });
+    const client = await s.gatehouse.db.kysely
+      .selectFrom('client')
+      .selectAll()
+      .where('client_id', '=', ADMIN_CLIENT_ID)
+      .executeTakeFirstOrThrow();
+    expect(client.metadata).toMatchObject({
+      token_endpoint_auth_method: 'none',
+      redirect_uris: [`${s.url}/admin/callback`],
+      grant_types: ['authorization_code'],
+    });
     expect(client.secret_hash).toBeNull();
 
     const rows = await s.gatehouse.db.kysely.selectFrom('admin_session').selectAll().where('account_id', '=', owner.id).execute();
@@ -67,7 +80,10 @@ describe('admin console under attack (PostgreSQL)', () => {
     const page = `/admin/users/${target.id}/role`;
     const none = await ownerAgent.request(page, { form: { role: 'admin' } });
     expect(none.status).toBe(403);
-    const foreign = await ownerAgent.request(page, { form: { role: 'admin', _csrf: ownerCsrf }, headers: { origin: 'https://evil.example' } });
+    const foreign = await ownerAgent.request(page, {
+      form: { role: 'admin', _csrf: ownerCsrf },
+      headers: { origin: 'https://evil.example' },
+    });
     expect(foreign.status).toBe(403);
     expect(foreign.text).toMatch(/sent from another site/);
     // A token from another browser does not fit this one's cookie.
@@ -109,11 +125,18 @@ describe('admin console under attack (PostgreSQL)', () => {
     expect(post.status).toBe(403);
     expect((await getAccount(s.gatehouse.db.kysely, target.id)).role).toBe(before);
     for (const path of ['/admin/clients', '/admin/keys/rotate', `/admin/users/${target.id}/disable`, '/admin/users/invite']) {
-      expect((await agent.request(path, { form: { _csrf: csrfOf(landed.text), name: 'x', email: 'x@example.com', role: 'owner' } })).status).toBe(403);
+      expect(
+        (await agent.request(path, { form: { _csrf: csrfOf(landed.text), name: 'x', email: 'x@example.com', role: 'owner' } })).status,
+      ).toBe(403);
     }
     const denied = await events(s, 'user.role_change', auditor.id);
     expect(denied).toHaveLength(1);
-    expect(denied[0]).toMatchObject({ outcome: 'denied', target: target.id, actor: auditor.id, requestId: post.headers.get('x-request-id') });
+    expect(denied[0]).toMatchObject({
+      outcome: 'denied',
+      target: target.id,
+      actor: auditor.id,
+      requestId: post.headers.get('x-request-id'),
+    });
     expect(denied[0]!.ip).toMatch(/127\.0\.0\.1|::1/);
     expect((await events(s, 'client.create', auditor.id))[0]).toMatchObject({ outcome: 'denied' });
   });
@@ -130,7 +153,9 @@ describe('admin console under attack (PostgreSQL)', () => {
     const after = await agent.request('/admin/users');
     expect(after.status).toBe(303);
     expect(after.location).toMatch(/^\/admin\/login/);
-    expect(await s.gatehouse.db.kysely.selectFrom('admin_session').select('id').where('account_id', '=', second.id).execute()).toHaveLength(0);
+    expect(await s.gatehouse.db.kysely.selectFrom('admin_session').select('id').where('account_id', '=', second.id).execute()).toHaveLength(
+      0,
+    );
   });
 
   it('ends the console session with "end all sessions"', async () => {
@@ -146,7 +171,11 @@ describe('admin console under attack (PostgreSQL)', () => {
     const fourth = await createPerson(s, 'fourth-owner@example.com', 'owner');
     const { agent, landed } = await adminOverHttp(s, fourth);
     const db = s.gatehouse.db.kysely;
-    await db.updateTable('admin_session').set({ auth_time: new Date(Date.now() - 10 * 60_000) }).where('account_id', '=', fourth.id).execute();
+    await db
+      .updateTable('admin_session')
+      .set({ auth_time: new Date(Date.now() - 10 * 60_000) })
+      .where('account_id', '=', fourth.id)
+      .execute();
     const page = await agent.request(`/admin/users/${target.id}`);
     expect(page.text).toMatch(/more than 5 minutes old/);
     const refused = await agent.request(`/admin/users/${target.id}/role`, { form: { role: 'admin', _csrf: csrfOf(landed.text) } });
@@ -158,7 +187,9 @@ describe('admin console under attack (PostgreSQL)', () => {
     expect((await getAccount(db, target.id)).role).not.toBe('admin');
 
     // Gatehouse's own sign-in session is older than 5 minutes too: the person must sign in again.
-    await sql`update oidc_payload set payload = jsonb_set(payload, '{loginTs}', to_jsonb(${Math.floor(Date.now() / 1000) - 600}::int)) where model = 'Session' and payload->>'accountId' = ${fourth.id}`.execute(db);
+    await sql`update oidc_payload set payload = jsonb_set(payload, '{loginTs}', to_jsonb(${Math.floor(Date.now() / 1000) - 600}::int)) where model = 'Session' and payload->>'accountId' = ${fourth.id}`.execute(
+      db,
+    );
     const toAuth = await agent.request(refused.location!);
     expect(new URL(toAuth.location!).searchParams.get('max_age')).toBe('300');
     const signIn = await agent.follow(toAuth);
@@ -171,7 +202,7 @@ describe('admin console under attack (PostgreSQL)', () => {
     expect((await getAccount(db, target.id)).role).toBe('admin');
   });
 
-  it('refuses a callback that does not answer this browser\'s sign-in', async () => {
+  it("refuses a callback that does not answer this browser's sign-in", async () => {
     const stranger = new HttpAgent(s.url);
     const noCookie = await stranger.request('/admin/callback?code=abc&state=def&iss=' + encodeURIComponent(s.url));
     expect(noCookie.status).toBe(400);
@@ -199,7 +230,9 @@ describe('admin console under attack (PostgreSQL)', () => {
       expect(landed.url, evil).toBe(`${s.url}/admin/users`);
       expect(landed.status).toBe(200);
     }
-    const kept = await ownerAgent.follow(await ownerAgent.request(`/admin/login?return_to=${encodeURIComponent('/admin/audit?action=user.role_change')}`));
+    const kept = await ownerAgent.follow(
+      await ownerAgent.request(`/admin/login?return_to=${encodeURIComponent('/admin/audit?action=user.role_change')}`),
+    );
     expect(kept.url).toBe(`${s.url}/admin/audit?action=user.role_change`);
     ownerCsrf = csrfOf(kept.text);
   });
@@ -221,12 +254,14 @@ describe('admin console under attack (PostgreSQL)', () => {
     expect(done.text).toContain('You are signed out of the admin console.');
     // Out of Gatehouse too: coming back means signing in, not walking back in.
     expect((await agent.follow(await agent.request('/admin'))).url).toMatch(/\/interaction\/[^/]+$/);
-    expect(await s.gatehouse.db.kysely.selectFrom('admin_session').select('id').where('account_id', '=', fifth.id).execute()).toHaveLength(0);
+    expect(await s.gatehouse.db.kysely.selectFrom('admin_session').select('id').where('account_id', '=', fifth.id).execute()).toHaveLength(
+      0,
+    );
     expect((await agent.request('/admin/users')).status).toBe(303);
     expect((await events(s, 'session.end', fifth.id))[0]).toMatchObject({ outcome: 'success', details: { console: 'admin' } });
   });
 
-  it('refuses key rotation while the next key is too new, with the service\'s reason', async () => {
+  it("refuses key rotation while the next key is too new, with the service's reason", async () => {
     const page = await ownerAgent.request('/admin/keys');
     expect(page.status).toBe(200);
     expect(page.text).toMatch(/<span class="status current">current<\/span>/);

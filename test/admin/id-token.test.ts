@@ -22,13 +22,31 @@ describe('ID token verification', () => {
     otherKey = (await generateKeyPair('RS256')).privateKey;
   });
 
-  const claims = (over: Record<string, unknown> = {}) => ({ iss: ISSUER, aud: ADMIN_CLIENT_ID, sub: 'usr_AAAAAAAAAAAAAAAAAAAA', nonce: 'n-1', iat: NOW - 5, exp: NOW + 3600, auth_time: NOW - 60, acr: 'urn:gatehouse:acr:mfa', amr: ['pwd', 'otp', 'mfa'], ...over });
-  const sign = (c: Record<string, unknown>, k: CryptoKey = key, header: Record<string, unknown> = { alg: 'RS256', kid: 'k1' }) => new SignJWT(c).setProtectedHeader(header as any).sign(k);
-  const verify = (token: string, opts: { nonce?: string; maxAge?: number | null } = {}) => verifyIdToken(token, { issuer: ISSUER, keys: [jwk], nonce: opts.nonce ?? 'n-1', maxAge: opts.maxAge ?? null, now: NOW });
+  const claims = (over: Record<string, unknown> = {}) => ({
+    iss: ISSUER,
+    aud: ADMIN_CLIENT_ID,
+    sub: 'usr_AAAAAAAAAAAAAAAAAAAA',
+    nonce: 'n-1',
+    iat: NOW - 5,
+    exp: NOW + 3600,
+    auth_time: NOW - 60,
+    acr: 'urn:gatehouse:acr:mfa',
+    amr: ['pwd', 'otp', 'mfa'],
+    ...over,
+  });
+  const sign = (c: Record<string, unknown>, k: CryptoKey = key, header: Record<string, unknown> = { alg: 'RS256', kid: 'k1' }) =>
+    new SignJWT(c).setProtectedHeader(header as any).sign(k);
+  const verify = (token: string, opts: { nonce?: string; maxAge?: number | null } = {}) =>
+    verifyIdToken(token, { issuer: ISSUER, keys: [jwk], nonce: opts.nonce ?? 'n-1', maxAge: opts.maxAge ?? null, now: NOW });
 
   it('accepts a genuine token and reads who, when and how', async () => {
     const r = await verify(await sign(claims()));
-    expect(r).toEqual({ accountId: 'usr_AAAAAAAAAAAAAAAAAAAA', authTime: new Date((NOW - 60) * 1000), amr: ['pwd', 'otp', 'mfa'], acr: 'urn:gatehouse:acr:mfa' });
+    expect(r).toEqual({
+      accountId: 'usr_AAAAAAAAAAAAAAAAAAAA',
+      authTime: new Date((NOW - 60) * 1000),
+      amr: ['pwd', 'otp', 'mfa'],
+      acr: 'urn:gatehouse:acr:mfa',
+    });
   });
 
   it.each([
@@ -96,13 +114,24 @@ describe('the code exchange', () => {
     let seen: { url: string; body: string } | null = null;
     const ok = (async (url: string, init: RequestInit) => {
       seen = { url, body: String(init.body) };
-      return new Response(JSON.stringify({ id_token: 'x.y.z', access_token: 'a' }), { status: 200, headers: { 'content-type': 'application/json' } });
+      return new Response(JSON.stringify({ id_token: 'x.y.z', access_token: 'a' }), {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+      });
     }) as unknown as typeof fetch;
     await expect(exchangeCode({ issuer: ISSUER, code: 'c', verifier: 'v', fetchImpl: ok })).resolves.toEqual({ idToken: 'x.y.z' });
     expect(seen!.url).toBe(`${ISSUER}/token`);
-    expect(Object.fromEntries(new URLSearchParams(seen!.body))).toEqual({ grant_type: 'authorization_code', code: 'c', redirect_uri: `${ISSUER}/admin/callback`, code_verifier: 'v', client_id: ADMIN_CLIENT_ID });
+    expect(Object.fromEntries(new URLSearchParams(seen!.body))).toEqual({
+      grant_type: 'authorization_code',
+      code: 'c',
+      redirect_uri: `${ISSUER}/admin/callback`,
+      code_verifier: 'v',
+      client_id: ADMIN_CLIENT_ID,
+    });
     const refused = (async () => new Response(JSON.stringify({ error: 'invalid_grant' }), { status: 400 })) as unknown as typeof fetch;
-    await expect(exchangeCode({ issuer: ISSUER, code: 'c', verifier: 'v', fetchImpl: refused })).rejects.toThrow(/refused the code \(invalid_grant\)/);
+    await expect(exchangeCode({ issuer: ISSUER, code: 'c', verifier: 'v', fetchImpl: refused })).rejects.toThrow(
+      /refused the code \(invalid_grant\)/,
+    );
     const noIdToken = (async () => new Response(JSON.stringify({ access_token: 'a' }), { status: 200 })) as unknown as typeof fetch;
     await expect(exchangeCode({ issuer: ISSUER, code: 'c', verifier: 'v', fetchImpl: noIdToken })).rejects.toThrow(/no ID token/);
     const down = (async () => {

@@ -76,7 +76,9 @@ describe.each(BACKENDS)('audit log on %s', (backend) => {
   });
 
   it('refuses a secret before touching the database', async () => {
-    await expect(appendAudit(db, sample(1, { details: { method: 'password', password: 'correct horse battery staple' } }))).rejects.toThrow(/details\.password: is named like a secret/);
+    await expect(appendAudit(db, sample(1, { details: { method: 'password', password: 'correct horse battery staple' } }))).rejects.toThrow(
+      /details\.password: is named like a secret/,
+    );
     await expect(appendAuditBatch(db, [sample(1), sample(2, { details: { token: 'x' } })])).rejects.toThrow(/details\.token/);
     expect((await db.selectFrom('audit_event').selectAll().execute()).length).toBe(0);
   });
@@ -102,7 +104,12 @@ describe.each(BACKENDS)('audit log on %s', (backend) => {
   it('names a row deleted from the middle', async () => {
     await appendMany(db, 10);
     await tamper(db, 'delete from audit_event where seq = 4');
-    expect(await verifyAudit(db)).toMatchObject({ ok: false, events: 9, firstBadSeq: 4, reason: 'event 4 is missing: the next stored event is 5' });
+    expect(await verifyAudit(db)).toMatchObject({
+      ok: false,
+      events: 9,
+      firstBadSeq: 4,
+      reason: 'event 4 is missing: the next stored event is 5',
+    });
   });
 
   it('names the first missing row when the newest rows were deleted after a checkpoint', async () => {
@@ -129,7 +136,9 @@ describe.each(BACKENDS)('audit log on %s', (backend) => {
     for (const row of rows.slice(1)) {
       const details = Number(row.seq) === 7 ? { method: 'password', attempt: 999 } : row.details;
       const hash = eventHash({ ...row, details, seq: Number(row.seq), time: new Date(row.time).toISOString(), prev_hash: prev });
-      statements.push(`update audit_event set details = '${JSON.stringify(details)}', prev_hash = '${prev}', hash = '${hash}' where seq = ${row.seq}`);
+      statements.push(
+        `update audit_event set details = '${JSON.stringify(details)}', prev_hash = '${prev}', hash = '${hash}' where seq = ${row.seq}`,
+      );
       prev = hash;
     }
     await tamper(db, statements);
@@ -158,7 +167,11 @@ describe.each(BACKENDS)('audit log on %s', (backend) => {
 
     // The signature is genuine but the columns beside it were edited.
     await tamper(db, `update audit_checkpoint set jws = '${cp.jws}', time = time + interval '1 day' where seq = 4`);
-    expect(await verifyAudit(db)).toMatchObject({ ok: false, firstBadSeq: 4, reason: expect.stringMatching(/signed \{seq, hash, time\} differs/) });
+    expect(await verifyAudit(db)).toMatchObject({
+      ok: false,
+      firstBadSeq: 4,
+      reason: expect.stringMatching(/signed \{seq, hash, time\} differs/),
+    });
   });
 
   it('writes one checkpoint per head, and old checkpoints still verify after the key is retired and erased', async () => {
@@ -184,9 +197,11 @@ describe.each(BACKENDS)('audit log on %s', (backend) => {
     await appendMany(db, 3);
     const errors: unknown[] = [];
     const schedule = scheduleCheckpoints({ db, sealer, intervalMs: 20, onError: (e) => errors.push(e) });
-    for (let i = 0; i < 100 && !(await db.selectFrom('audit_checkpoint').selectAll().executeTakeFirst()); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && !(await db.selectFrom('audit_checkpoint').selectAll().executeTakeFirst()); i++)
+      await new Promise((r) => setTimeout(r, 20));
     await appendMany(db, 2);
-    for (let i = 0; i < 100 && !(await db.selectFrom('audit_checkpoint').selectAll().where('seq', '=', '5').executeTakeFirst()); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && !(await db.selectFrom('audit_checkpoint').selectAll().where('seq', '=', '5').executeTakeFirst()); i++)
+      await new Promise((r) => setTimeout(r, 20));
     await schedule.stop();
     expect(errors).toEqual([]);
     expect(await verifyAudit(db)).toEqual({ ok: true, events: 5, checkpoints: 2, lastCheckpointSeq: 5 });

@@ -33,7 +33,9 @@ describe('a change whose audit append fails leaves no change', () => {
 
   it('client create, secret rotation and delete', async () => {
     const input = { name: 'svc', grants: ['client_credentials'] as const, roles: ['viewer'] };
-    await expect(changeThenFail((trx) => createClient(trx, { ...input, grants: [...input.grants] }))).rejects.toMatchObject({ code: 'VALIDATION' });
+    await expect(changeThenFail((trx) => createClient(trx, { ...input, grants: [...input.grants] }))).rejects.toMatchObject({
+      code: 'VALIDATION',
+    });
     expect(await listClients(db)).toEqual([]);
 
     const { client_id } = await createClient(db, { ...input, grants: [...input.grants] });

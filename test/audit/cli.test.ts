@@ -5,7 +5,6 @@ import { gatehouse } from '../helpers/cli.ts';
 import { freshDb, type TestDb } from '../helpers/db.ts';
 import { appendMany, tamper, withKeys } from './helpers.ts';
 
-
 describe('gatehouse audit on PostgreSQL', () => {
   let t: TestDb;
   let env: Record<string, string>;
@@ -25,7 +24,10 @@ describe('gatehouse audit on PostgreSQL', () => {
 
     const cp = await gatehouse(['audit', 'checkpoint', '--json'], env);
     expect(cp.code, cp.stderr).toBe(0);
-    expect(JSON.parse(cp.stdout)).toMatchObject({ ok: true, checkpoint: { seq: 6, hash: expect.stringMatching(/^[0-9a-f]{64}$/), kid: expect.any(String) } });
+    expect(JSON.parse(cp.stdout)).toMatchObject({
+      ok: true,
+      checkpoint: { seq: 6, hash: expect.stringMatching(/^[0-9a-f]{64}$/), kid: expect.any(String) },
+    });
 
     const ok = await gatehouse(['audit', 'verify', '--json'], env);
     expect(ok.code, ok.stderr).toBe(0);

@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, AuditQueue } from '../../src/audit/audit.service.ts';
 import { writeCheckpoint } from '../../src/audit/checkpoint.ts';
 import { verifyAudit } from '../../src/audit/verify.ts';
-import { openDatabase, type Db } from '../../src/db/connect.ts';
+import { openDatabase, type Connection } from '../../src/db/connect.ts';
 import { freshDb, type TestDb } from '../helpers/db.ts';
 import { sample, withKeys } from './helpers.ts';
 
 describe('concurrent appends on PostgreSQL', () => {
   let t: TestDb;
-  let instances: Db[];
+  let instances: Connection[];
 
   beforeAll(async () => {
     t = await freshDb('postgres');

@@ -44,7 +44,9 @@ describe('scrubDetails', () => {
   });
 
   it('keeps what is not a secret, drops undefined, and turns -0 into 0', () => {
-    expect(scrubDetails({ method: 'password', kid: 'abc', client_id: 'svc_x', key_id: 'k', reason: 'wrong_password', n: -0, gone: undefined })).toEqual({
+    expect(
+      scrubDetails({ method: 'password', kid: 'abc', client_id: 'svc_x', key_id: 'k', reason: 'wrong_password', n: -0, gone: undefined }),
+    ).toEqual({
       method: 'password',
       kid: 'abc',
       client_id: 'svc_x',
@@ -62,7 +64,9 @@ describe('scrubDetails', () => {
     expect(() => scrubDetails({ d: new Date() })).toThrow(/a Date/);
     expect(() => scrubDetails([1, 2])).toThrow(/JSON object/);
     expect(() => scrubDetails({ a: { b: { c: { d: { e: 1 } } } } })).toThrow(/nested deeper/);
-    expect(() => scrubDetails(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'x'.repeat(300)])))).toThrow(/larger than 4096 bytes/);
+    expect(() => scrubDetails(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'x'.repeat(300)])))).toThrow(
+      /larger than 4096 bytes/,
+    );
   });
 });
 
@@ -93,7 +97,20 @@ describe('validateEvent', () => {
 
   it('lists every action DESIGN.md requires, each shaped domain.verb', () => {
     for (const a of AUDIT_ACTIONS) expect(a).toMatch(/^[a-z]+(\.[a-z_]+)+$/);
-    for (const a of ['signin.success', 'signin.failure', 'factor.enroll', 'password.change', 'invitation.create', 'user.role_change', 'user.permission_change', 'user.disable', 'client.secret_rotate', 'key.rotate', 'token.refresh_reuse', 'ratelimit.trip']) {
+    for (const a of [
+      'signin.success',
+      'signin.failure',
+      'factor.enroll',
+      'password.change',
+      'invitation.create',
+      'user.role_change',
+      'user.permission_change',
+      'user.disable',
+      'client.secret_rotate',
+      'key.rotate',
+      'token.refresh_reuse',
+      'ratelimit.trip',
+    ]) {
       expect(AUDIT_ACTIONS).toContain(a);
     }
   });
@@ -101,7 +118,9 @@ describe('validateEvent', () => {
 
 describe('canonical JSON and the row hash', () => {
   it('sorts keys by UTF-16 code units at every level, with no whitespace (RFC 8785)', () => {
-    expect(canonicalJson({ b: 1, a: [{ z: null, y: 'é' }], A: true, '\u20ac': 1, '\ud83d\ude00': 2 })).toBe('{"A":true,"a":[{"y":"é","z":null}],"b":1,"€":1,"😀":2}');
+    expect(canonicalJson({ b: 1, a: [{ z: null, y: 'é' }], A: true, '\u20ac': 1, '\ud83d\ude00': 2 })).toBe(
+      '{"A":true,"a":[{"y":"é","z":null}],"b":1,"€":1,"😀":2}',
+    );
     expect(canonicalJson({ n: 1e21, f: 0.1 + 0.2, i: -5 })).toBe('{"f":0.30000000000000004,"i":-5,"n":1e+21}');
   });
 
@@ -122,7 +141,12 @@ describe('canonical JSON and the row hash', () => {
     const canonical =
       '{"action":"password.change","actor":"usr_abc","details":{"method":"account_page"},"ip":null,"outcome":"success",' +
       `"prev_hash":"${GENESIS_HASH}","request_id":"req-1","seq":1,"target":"usr_abc","time":"2026-11-26T11:00:00.000Z"}`;
-    expect(eventHash(fields)).toBe(crypto.createHash('sha256').update(GENESIS_HASH + canonical).digest('hex'));
+    expect(eventHash(fields)).toBe(
+      crypto
+        .createHash('sha256')
+        .update(GENESIS_HASH + canonical)
+        .digest('hex'),
+    );
     expect(eventHash({ ...fields, details: { method: 'account_pagf' } })).not.toBe(eventHash(fields));
   });
 });

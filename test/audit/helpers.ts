@@ -52,4 +52,3 @@ export async function tamper(db: Kysely<Database>, statements: string | string[]
     }
   });
 }
-

@@ -11,15 +11,47 @@ describe.each(BACKENDS)('listAudit on %s', (backend) => {
   beforeAll(async () => {
     t = await freshDb(backend);
     const db = t.db.kysely;
-    await appendAudit(db, { action: 'signin.failure', actor: 'anonymous', outcome: 'failure', ip: '203.0.113.9', target: 'ada@example.com', details: { method: 'password' } });
-    await appendAudit(db, { action: 'signin.success', actor: 'usr_ada', outcome: 'success', ip: '203.0.113.9', target: 'usr_ada', details: { method: 'passkey' } });
+    await appendAudit(db, {
+      action: 'signin.failure',
+      actor: 'anonymous',
+      outcome: 'failure',
+      ip: '203.0.113.9',
+      target: 'ada@example.com',
+      details: { method: 'password' },
+    });
+    await appendAudit(db, {
+      action: 'signin.success',
+      actor: 'usr_ada',
+      outcome: 'success',
+      ip: '203.0.113.9',
+      target: 'usr_ada',
+      details: { method: 'passkey' },
+    });
     await appendAudit(db, { action: 'client.create', actor: 'usr_ada', outcome: 'success', target: 'svc_ingest' });
     await new Promise((r) => setTimeout(r, 20));
     middle = (await appendAudit(db, { action: 'client.secret_rotate', actor: 'cli', outcome: 'success', target: 'svc_ingest' })).time;
     await new Promise((r) => setTimeout(r, 20));
-    await appendAudit(db, { action: 'user.role_change', actor: 'usr_ada', outcome: 'denied', target: 'usr_bob', details: { from: 'viewer', to: 'owner' } });
-    await appendAudit(db, { action: 'signin.failure', actor: 'anonymous', outcome: 'failure', ip: '198.51.100.1', target: 'bob@example.com' });
-    await appendAudit(db, { action: 'ratelimit.trip', actor: 'system', outcome: 'denied', ip: '198.51.100.1', details: { limit: 'signin_per_ip' } });
+    await appendAudit(db, {
+      action: 'user.role_change',
+      actor: 'usr_ada',
+      outcome: 'denied',
+      target: 'usr_bob',
+      details: { from: 'viewer', to: 'owner' },
+    });
+    await appendAudit(db, {
+      action: 'signin.failure',
+      actor: 'anonymous',
+      outcome: 'failure',
+      ip: '198.51.100.1',
+      target: 'bob@example.com',
+    });
+    await appendAudit(db, {
+      action: 'ratelimit.trip',
+      actor: 'system',
+      outcome: 'denied',
+      ip: '198.51.100.1',
+      details: { limit: 'signin_per_ip' },
+    });
   });
   afterAll(() => t.drop());
 
@@ -29,7 +61,15 @@ describe.each(BACKENDS)('listAudit on %s', (backend) => {
     const page = await listAudit(t.db.kysely);
     expect(page.events.map((e) => e.seq)).toEqual([7, 6, 5, 4, 3, 2, 1]);
     expect(page.nextBeforeSeq).toBeNull();
-    expect(page.events[2]).toMatchObject({ seq: 5, action: 'user.role_change', actor: 'usr_ada', outcome: 'denied', target: 'usr_bob', ip: null, details: { from: 'viewer', to: 'owner' } });
+    expect(page.events[2]).toMatchObject({
+      seq: 5,
+      action: 'user.role_change',
+      actor: 'usr_ada',
+      outcome: 'denied',
+      target: 'usr_bob',
+      ip: null,
+      details: { from: 'viewer', to: 'owner' },
+    });
   });
 
   it('filters by action, actor, target, outcome and time', async () => {

@@ -46,7 +46,11 @@ describe.each(['postgres', 'pglite'] as Backend[])('the admin console in a brows
   beforeAll(async () => {
     [browser, s] = await Promise.all([launchBrowser(), startServer(backend)]);
     const port = await freePort();
-    const app = await createClient(s.gatehouse.db.kysely, { name: 'Agent console', grants: ['authorization_code', 'refresh_token'], redirectUris: [`http://127.0.0.1:${port}/callback`] });
+    const app = await createClient(s.gatehouse.db.kysely, {
+      name: 'Agent console',
+      grants: ['authorization_code', 'refresh_token'],
+      redirectUris: [`http://127.0.0.1:${port}/callback`],
+    });
     rp = await startRelyingParty(s.url, app, port);
     ownerContext = await browser.newContext({ viewport: { width: 1200, height: 800 } });
     admin = await ownerContext.newPage();
@@ -106,7 +110,11 @@ describe.each(['postgres', 'pglite'] as Backend[])('the admin console in a brows
     await expect(admin.getByRole('status').textContent()).resolves.toMatch(/Role changed/);
 
     const refreshed = await rp.refresh(tokens.refresh_token!);
-    expect(await verifier.verify(refreshed.access_token)).toMatchObject({ sub: person.id, roles: ['admin'], permissions: ['agent:summarizer:inject'] });
+    expect(await verifier.verify(refreshed.access_token)).toMatchObject({
+      sub: person.id,
+      roles: ['admin'],
+      permissions: ['agent:summarizer:inject'],
+    });
 
     await admin.goto(`${s.url}/admin/users`);
     expect(await admin.getByRole('table', { name: 'Users' }).getByRole('row').count()).toBe(3); // header, owner, person
@@ -123,8 +131,14 @@ describe.each(['postgres', 'pglite'] as Backend[])('the admin console in a brows
   it.runIf(backend === 'postgres')('sends a stale sign-in to sign in again before a role change, then brings the owner back', async () => {
     const db = s.gatehouse.db.kysely;
     // Both the console's session and Gatehouse's own sign-in session are 10 minutes old.
-    await db.updateTable('admin_session').set({ auth_time: new Date(Date.now() - 600_000) }).where('account_id', '=', owner.id).execute();
-    await sql`update oidc_payload set payload = jsonb_set(payload, '{loginTs}', to_jsonb(${Math.floor(Date.now() / 1000) - 600}::int)) where model = 'Session' and payload->>'accountId' = ${owner.id}`.execute(db);
+    await db
+      .updateTable('admin_session')
+      .set({ auth_time: new Date(Date.now() - 600_000) })
+      .where('account_id', '=', owner.id)
+      .execute();
+    await sql`update oidc_payload set payload = jsonb_set(payload, '{loginTs}', to_jsonb(${Math.floor(Date.now() / 1000) - 600}::int)) where model = 'Session' and payload->>'accountId' = ${owner.id}`.execute(
+      db,
+    );
 
     await admin.goto(`${s.url}/admin/users/${person.id}`);
     await admin.getByLabel('Role').selectOption('viewer');
@@ -162,20 +176,37 @@ describe.each(['postgres', 'pglite'] as Backend[])('the admin console in a brows
     await admin.getByRole('button', { name: 'Win a prize' }).click();
     expect((await answer).status()).toBe(403);
     expect((await getAccount(db, person.id)).role).toBe(before);
-    expect((await listAudit(db, { action: 'user.role_change', outcome: 'success', limit: 10 })).events.every((e) => e.details.to !== 'owner')).toBe(true);
+    expect(
+      (await listAudit(db, { action: 'user.role_change', outcome: 'success', limit: 10 })).events.every((e) => e.details.to !== 'owner'),
+    ).toBe(true);
   });
 
   it('records every action with actor, source IP, target, outcome and request id; the chain verifies', async () => {
     const db = s.gatehouse.db.kysely;
     const [invite] = (await listAudit(db, { action: 'invitation.create', actor: owner.id, limit: 5 })).events;
-    expect(invite).toMatchObject({ outcome: 'success', target: person.email, requestId: requestIds.invite, details: { role: 'operator', permissions: ['agent:summarizer:inject'], purpose: 'enroll' } });
+    expect(invite).toMatchObject({
+      outcome: 'success',
+      target: person.email,
+      requestId: requestIds.invite,
+      details: { role: 'operator', permissions: ['agent:summarizer:inject'], purpose: 'enroll' },
+    });
     expect(invite!.ip).toMatch(/127\.0\.0\.1|::1/);
     expect(inviteToken).toHaveLength(43);
     expect(JSON.stringify(invite)).not.toContain(inviteToken);
     const roleChanges = (await listAudit(db, { action: 'user.role_change', actor: owner.id, limit: 5 })).events.reverse();
-    expect(roleChanges[0]).toMatchObject({ outcome: 'success', target: person.id, requestId: requestIds.role, details: { from: 'operator', to: 'admin', email: person.email } });
+    expect(roleChanges[0]).toMatchObject({
+      outcome: 'success',
+      target: person.id,
+      requestId: requestIds.role,
+      details: { from: 'operator', to: 'admin', email: person.email },
+    });
     expect(roleChanges[0]!.ip).toMatch(/127\.0\.0\.1|::1/);
-    if (backend === 'postgres') expect(roleChanges[1]).toMatchObject({ outcome: 'success', requestId: requestIds['role-after-reauth'], details: { from: 'admin', to: 'viewer' } });
+    if (backend === 'postgres')
+      expect(roleChanges[1]).toMatchObject({
+        outcome: 'success',
+        requestId: requestIds['role-after-reauth'],
+        details: { from: 'admin', to: 'viewer' },
+      });
     const [accepted] = (await listAudit(db, { action: 'invitation.accept', target: person.id, limit: 1 })).events;
     expect(accepted).toMatchObject({ outcome: 'success', actor: person.id });
 
@@ -185,7 +216,10 @@ describe.each(['postgres', 'pglite'] as Backend[])('the admin console in a brows
     await expect(admin.locator('[data-chain="ok"]').textContent()).resolves.toMatch(/The audit chain verifies/);
     expect(await admin.getByRole('table', { name: 'Audit events' }).getByRole('row').count()).toBe(roleChanges.length + 1);
     if (backend === 'postgres') {
-      const { code, stdout } = await gatehouse(['audit', 'verify', '--json'], { DATABASE_URL: s.env.DATABASE_URL!, GATEHOUSE_MASTER_KEY: s.env.GATEHOUSE_MASTER_KEY! });
+      const { code, stdout } = await gatehouse(['audit', 'verify', '--json'], {
+        DATABASE_URL: s.env.DATABASE_URL!,
+        GATEHOUSE_MASTER_KEY: s.env.GATEHOUSE_MASTER_KEY!,
+      });
       expect(code).toBe(0);
       expect(JSON.parse(stdout)).toMatchObject({ ok: true, events: (await verifyAudit(db)).events });
     } else {

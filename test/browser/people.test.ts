@@ -55,7 +55,13 @@ async function signInWithPassword(page: Page, rp: RelyingParty, email: string, p
 }
 
 /** The whole sign-in of a TOTP user, back at the application with tokens. */
-async function signInWithTotp(page: Page, rp: RelyingParty, email: string, nextCode: () => Promise<string>, params: Record<string, string> = {}) {
+async function signInWithTotp(
+  page: Page,
+  rp: RelyingParty,
+  email: string,
+  nextCode: () => Promise<string>,
+  params: Record<string, string> = {},
+) {
   const flow = await signInWithPassword(page, rp, email, PASSWORD, params);
   await page.getByLabel('Authentication code').fill(await nextCode());
   await page.getByRole('button', { name: 'Continue' }).click();
@@ -167,7 +173,9 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
   it('refuses a passkey assertion made for another origin', async () => {
     const { s } = ctx;
     // A look-alike page on another origin with the same RP ID (localhost on another port).
-    const phish = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Totally Gatehouse</title>'));
+    const phish = http.createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Totally Gatehouse</title>'),
+    );
     await new Promise<void>((r) => phish.listen(0, '127.0.0.1', r));
     const phishUrl = `http://localhost:${(phish.address() as any).port}/`;
     const page = await (await browser.newContext()).newPage();
@@ -181,9 +189,24 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     const options = await authenticationOptions(s.gatehouse.db.kysely, rpInfo, 'signin:phish-test', null);
     await page.goto(phishUrl);
     const response = await page.evaluate(async (opts: any) => {
-      const b64 = (s: string) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '=')), (c) => c.charCodeAt(0));
-      const enc = (buf: ArrayBuffer) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-      const cred: any = await (globalThis as any).navigator.credentials.get({ publicKey: { challenge: b64(opts.challenge), rpId: opts.rpId, userVerification: 'required', allowCredentials: [] } });
+      const b64 = (s: string) =>
+        Uint8Array.from(
+          atob(
+            s
+              .replace(/-/g, '+')
+              .replace(/_/g, '/')
+              .padEnd(Math.ceil(s.length / 4) * 4, '='),
+          ),
+          (c) => c.charCodeAt(0),
+        );
+      const enc = (buf: ArrayBuffer) =>
+        btoa(String.fromCharCode(...new Uint8Array(buf)))
+          .replace(/\+/g, '-')
+          .replace(/\//g, '_')
+          .replace(/=+$/, '');
+      const cred: any = await (globalThis as any).navigator.credentials.get({
+        publicKey: { challenge: b64(opts.challenge), rpId: opts.rpId, userVerification: 'required', allowCredentials: [] },
+      });
       return {
         id: cred.id,
         rawId: enc(cred.rawId),
@@ -198,7 +221,9 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
       };
     }, options);
     expect(JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString()).origin).toBe(phishUrl.replace(/\/$/, ''));
-    await expect(verifyAuthentication(s.gatehouse.db.kysely, rpInfo, 'signin:phish-test', response)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(verifyAuthentication(s.gatehouse.db.kysely, rpInfo, 'signin:phish-test', response)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
     phish.close();
   });
 
@@ -239,7 +264,9 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     // The audit event is appended by a background queue: look for it a few times.
     let n = 0;
     for (let i = 0; i < 50 && n === 0; i++) {
-      const { rows } = await sql<{ n: number }>`select count(*)::int as n from audit_event where action = 'token.refresh_reuse'`.execute(s.gatehouse.db.kysely);
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from audit_event where action = 'token.refresh_reuse'`.execute(
+        s.gatehouse.db.kysely,
+      );
       n = rows[0]!.n;
       if (n === 0) await new Promise((r) => setTimeout(r, 50));
     }
@@ -284,7 +311,12 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
   it('keeps every secret it saw out of the logs, the audit log and the token store', async () => {
     const db = ctx.s.gatehouse.db.kysely;
     const logs = ctx.s.logs.join('\n');
-    const audit = JSON.stringify(await db.selectFrom('audit_event' as any).selectAll().execute());
+    const audit = JSON.stringify(
+      await db
+        .selectFrom('audit_event' as any)
+        .selectAll()
+        .execute(),
+    );
     const store = JSON.stringify(await db.selectFrom('oidc_payload').selectAll().execute());
     expect(secrets.length).toBeGreaterThan(20);
     expect(audit).toMatch(/signin\.success/);
@@ -326,18 +358,28 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     const { s } = ctx;
     const page = await (await browser.newContext()).newPage();
     const inv = await createInvitation(s.gatehouse.db.kysely, { email: 'late@example.com', role: 'viewer' });
-    await s.gatehouse.db.kysely.updateTable('invitation').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', inv.id).execute();
+    await s.gatehouse.db.kysely
+      .updateTable('invitation')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', inv.id)
+      .execute();
     const expired = await page.goto(`${s.url}/enroll/${inv.token}`);
     expect(expired!.status()).toBe(410);
     await expect(page.getByRole('alert').textContent()).resolves.toMatch(/expired or was already used/);
 
     const { token } = await enrollWithTotp(page, s, 'once@example.com');
-    const rows = await s.gatehouse.db.kysely.selectFrom('invitation').select(['token_hash', 'used_at']).where('email', '=', 'once@example.com').execute();
+    const rows = await s.gatehouse.db.kysely
+      .selectFrom('invitation')
+      .select(['token_hash', 'used_at'])
+      .where('email', '=', 'once@example.com')
+      .execute();
     expect(rows[0]!.used_at).not.toBeNull();
     expect(rows[0]!.token_hash).not.toContain(token);
     const again = await page.goto(`${s.url}/enroll/${token}`);
     expect(again!.status()).toBe(410);
     await expect(page.getByRole('alert').textContent()).resolves.toMatch(/expired or was already used/);
-    expect(await s.gatehouse.db.kysely.selectFrom('account').select('id').where('email', '=', 'once@example.com').execute()).toHaveLength(1);
+    expect(await s.gatehouse.db.kysely.selectFrom('account').select('id').where('email', '=', 'once@example.com').execute()).toHaveLength(
+      1,
+    );
   });
 });

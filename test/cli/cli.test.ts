@@ -8,11 +8,13 @@ import { gatehouse } from '../helpers/cli.ts';
 import { createVerifier } from '../../src/verify/index.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
-
 async function token(url: string, id: string, secret: string) {
   return fetch(`${url}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+    },
     body: 'grant_type=client_credentials',
   });
 }
@@ -37,7 +39,21 @@ describe('gatehouse CLI against a running server on PostgreSQL', () => {
 
   it('creates a client whose tokens verify offline with the expected claims', async () => {
     const created = await gatehouse(
-      ['clients', 'create', '--name', 'ingest', '--grant', 'client_credentials', '--role', 'admin', '--permission', 'agent:ingest:inject', '--permission', 'config:prompts:read', '--json'],
+      [
+        'clients',
+        'create',
+        '--name',
+        'ingest',
+        '--grant',
+        'client_credentials',
+        '--role',
+        'admin',
+        '--permission',
+        'agent:ingest:inject',
+        '--permission',
+        'config:prompts:read',
+        '--json',
+      ],
       env,
     );
     expect(created.code, created.stderr).toBe(0);
@@ -46,7 +62,9 @@ describe('gatehouse CLI against a running server on PostgreSQL', () => {
 
     const res = await token(s.url, out.client_id, out.client_secret);
     expect(res.status).toBe(200);
-    const claims = await createVerifier({ issuer: s.url, audience: "https://agents.example.com" }).verify(((await res.json()) as any).access_token);
+    const claims = await createVerifier({ issuer: s.url, audience: 'https://agents.example.com' }).verify(
+      ((await res.json()) as any).access_token,
+    );
     expect(claims).toMatchObject({ sub: out.client_id, roles: ['admin'], permissions: ['agent:ingest:inject', 'config:prompts:read'] });
 
     const list = JSON.parse((await gatehouse(['clients', 'list', '--json'], env)).stdout);
@@ -55,20 +73,26 @@ describe('gatehouse CLI against a running server on PostgreSQL', () => {
   });
 
   it('rotates a secret with an overlap, and revokes at once with --overlap 0', async () => {
-    const out = JSON.parse((await gatehouse(['clients', 'create', '--name', 'rot', '--grant', 'client_credentials', '--role', 'viewer', '--json'], env)).stdout);
+    const out = JSON.parse(
+      (await gatehouse(['clients', 'create', '--name', 'rot', '--grant', 'client_credentials', '--role', 'viewer', '--json'], env)).stdout,
+    );
     expect((await token(s.url, out.client_id, out.client_secret)).status).toBe(200);
     const rotated = JSON.parse((await gatehouse(['clients', 'rotate-secret', '--client-id', out.client_id, '--json'], env)).stdout);
     expect(rotated.client_secret).not.toBe(out.client_secret);
     await eventually(async () => (await token(s.url, out.client_id, rotated.client_secret)).status === 200, 'the new secret');
     expect((await token(s.url, out.client_id, out.client_secret)).status).toBe(200); // overlap
 
-    const again = JSON.parse((await gatehouse(['clients', 'rotate-secret', '--client-id', out.client_id, '--overlap', '0', '--json'], env)).stdout);
+    const again = JSON.parse(
+      (await gatehouse(['clients', 'rotate-secret', '--client-id', out.client_id, '--overlap', '0', '--json'], env)).stdout,
+    );
     await eventually(async () => (await token(s.url, out.client_id, again.client_secret)).status === 200, 'the newest secret');
     expect((await token(s.url, out.client_id, rotated.client_secret)).status).toBe(401);
   });
 
   it('deletes a client and the running server refuses it within a poll', async () => {
-    const out = JSON.parse((await gatehouse(['clients', 'create', '--name', 'gone', '--grant', 'client_credentials', '--json'], env)).stdout);
+    const out = JSON.parse(
+      (await gatehouse(['clients', 'create', '--name', 'gone', '--grant', 'client_credentials', '--json'], env)).stdout,
+    );
     expect((await token(s.url, out.client_id, out.client_secret)).status).toBe(200);
     const del = await gatehouse(['clients', 'delete', '--client-id', out.client_id], env);
     expect(del.code, del.stderr).toBe(0);
@@ -89,10 +113,16 @@ describe('gatehouse CLI against a running server on PostgreSQL', () => {
   it('gives a clear error and a non-zero exit for bad input, with nothing on stdout in --json mode', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['clients', 'create', '--name', 'x', '--grant', 'client_credentials', '--role', 'superuser', '--json'], /roles\.0: is not a role/],
-      [['clients', 'create', '--name', 'x', '--grant', 'client_credentials', '--permission', 'agent inject', '--json'], /permissions\.0: must look like/],
+      [
+        ['clients', 'create', '--name', 'x', '--grant', 'client_credentials', '--permission', 'agent inject', '--json'],
+        /permissions\.0: must look like/,
+      ],
       [['clients', 'create', '--name', 'x', '--grant', 'client_credentials', '--allow-cidr', '10.0.0.0/99', '--json'], /allowedCidrs\.0/],
       [['clients', 'create', '--name', 'x', '--grant', 'authorization_code', '--json'], /redirect URI/],
-      [['clients', 'create', '--name', 'x', '--grant', 'authorization_code', '--redirect-uri', 'http://evil.example.com/cb', '--json'], /https/],
+      [
+        ['clients', 'create', '--name', 'x', '--grant', 'authorization_code', '--redirect-uri', 'http://evil.example.com/cb', '--json'],
+        /https/,
+      ],
       [['clients', 'create', '--name', '', '--grant', 'client_credentials', '--json'], /name is required/],
       [['clients', 'delete', '--client-id', 'svc_nope', '--json'], /no client with id/],
       [['clients', 'create', '--bogus', '--json'], /Unknown option/],
@@ -103,7 +133,9 @@ describe('gatehouse CLI against a running server on PostgreSQL', () => {
       expect(r.stdout, args.join(' ')).toBe('');
       expect(r.stderr, args.join(' ')).toMatch(message);
     }
-    const { rows } = await (await import('kysely')).sql<{ n: number }>`select count(*)::int as n from client where name = 'x'`.execute(s.gatehouse.db.kysely);
+    const { rows } = await (
+      await import('kysely')
+    ).sql<{ n: number }>`select count(*)::int as n from client where name = 'x'`.execute(s.gatehouse.db.kysely);
     expect(rows[0]!.n).toBe(0);
   });
 
@@ -148,7 +180,10 @@ describe('gatehouse CLI on the embedded database', () => {
   it('refuses a master key that does not open the stored keys', async () => {
     const ok = await gatehouse(['keys', 'list', '--json'], env);
     expect(ok.code, ok.stderr).toBe(0);
-    const wrong = await gatehouse(['keys', 'rotate', '--force'], { ...env, GATEHOUSE_MASTER_KEY: crypto.randomBytes(32).toString('base64') });
+    const wrong = await gatehouse(['keys', 'rotate', '--force'], {
+      ...env,
+      GATEHOUSE_MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+    });
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/wrong master key/);
   });

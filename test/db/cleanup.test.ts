@@ -12,13 +12,29 @@ describe.each(BACKENDS)('cleanupExpired on %s', (backend) => {
     const db = t.db.kysely;
     const past = new Date(Date.now() - 60_000);
     const future = new Date(Date.now() + 60_000);
-    for (const [id, expires_at] of [['old', past], ['live', future]] as const) {
-      await db.insertInto('webauthn_challenge').values({ id, ceremony: 'authentication', challenge: 'c', account_id: null, expires_at }).execute();
+    for (const [id, expires_at] of [
+      ['old', past],
+      ['live', future],
+    ] as const) {
+      await db
+        .insertInto('webauthn_challenge')
+        .values({ id, ceremony: 'authentication', challenge: 'c', account_id: null, expires_at })
+        .execute();
       await db
         .insertInto('invitation')
         .values({ id, token_hash: `h-${id}`, email: `${id}@example.com`, role: 'viewer', permissions: '[]', expires_at: future })
         .execute();
-      await db.insertInto('enrollment').values({ invitation_id: id, account_id: `usr_${id}`, email: `${id}@example.com`, password_hash: null, totp_seed_sealed: null, expires_at }).execute();
+      await db
+        .insertInto('enrollment')
+        .values({
+          invitation_id: id,
+          account_id: `usr_${id}`,
+          email: `${id}@example.com`,
+          password_hash: null,
+          totp_seed_sealed: null,
+          expires_at,
+        })
+        .execute();
       await db.insertInto('rate_limit').values({ key: id, points: 1, expire: expires_at.getTime() }).execute();
     }
     await db.insertInto('rate_limit').values({ key: 'forever', points: 1, expire: null }).execute();

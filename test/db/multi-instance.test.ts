@@ -24,7 +24,11 @@ describe('several instances on one PostgreSQL database', () => {
     const started = await Promise.all(
       [0, 1, 2].map(async () => {
         const db = await openDatabase({ databaseUrl: pgdb.url, dataDir: '' });
-        return startServer('postgres', { GATEHOUSE_MASTER_KEY: masterKey, DATABASE_URL: pgdb.url }, { testDb: { db, url: null, drop: async () => {} } });
+        return startServer(
+          'postgres',
+          { GATEHOUSE_MASTER_KEY: masterKey, DATABASE_URL: pgdb.url },
+          { testDb: { db, url: null, drop: async () => {} } },
+        );
       }),
     );
     servers.push(...started);
@@ -39,7 +43,14 @@ describe('several instances on one PostgreSQL database', () => {
 
     // A client created through one instance is served by the others (negative cache dropped).
     const probe = (s: TestServer, id: string, secret: string) =>
-      fetch(`${s.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` }, body: 'grant_type=client_credentials' });
+      fetch(`${s.url}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+        },
+        body: 'grant_type=client_credentials',
+      });
     expect((await probe(b, 'svc_notyet', 'x')).status).toBe(401);
     const client = await createClient(a.gatehouse.db.kysely, { name: 'shared', grants: ['client_credentials'], roles: ['viewer'] });
     let status = 0;

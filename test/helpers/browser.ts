@@ -9,14 +9,24 @@ export function launchBrowser(): Promise<Browser> {
     executablePath: CHROMIUM,
     headless: true,
     // The machine has no network: without these, Chromium keeps trying to reach Google.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
 export interface VirtualAuthenticator {
   cdp: CDPSession;
   authenticatorId: string;
-  credentials(): Promise<Array<{ credentialId: string; isResidentCredential: boolean; rpId: string; signCount: number; userHandle?: string }>>;
+  credentials(): Promise<
+    Array<{ credentialId: string; isResidentCredential: boolean; rpId: string; signCount: number; userHandle?: string }>
+  >;
 }
 
 /** One resident credential per authenticator in a test: Chromium picks at random among several. */
@@ -24,7 +34,14 @@ export async function addVirtualAuthenticator(page: Page): Promise<VirtualAuthen
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('WebAuthn.enable');
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
   });
   return {
     cdp,

@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { fromPGlite, openDatabase, type Db } from '../../src/db/connect.ts';
+import { fromPGlite, openDatabase, type Connection } from '../../src/db/connect.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 
 export type Backend = 'postgres' | 'pglite';
@@ -12,7 +12,7 @@ export const BACKENDS: Backend[] = ['postgres', 'pglite'];
 export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface TestDb {
-  db: Db;
+  db: Connection;
   /** For PostgreSQL: the URL of this test's own database (CLI children use it). */
   url: string | null;
   drop(): Promise<void>;
@@ -57,7 +57,7 @@ async function pgliteTemplate(): Promise<File | Blob> {
   return template;
 }
 
-export async function freshPglite(): Promise<Db> {
+export async function freshPglite(): Promise<Connection> {
   const pglite = await PGlite.create({ loadDataDir: await pgliteTemplate() });
   return fromPGlite(pglite);
 }

@@ -32,7 +32,10 @@ export class HttpAgent {
     this.base = base;
   }
 
-  async request(url: string, init: { method?: string; form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<Step> {
+  async request(
+    url: string,
+    init: { method?: string; form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<Step> {
     const absolute = new URL(url, this.base).href;
     const headers: Record<string, string> = { cookie: this.jar.header(), ...(init.headers ?? {}) };
     let body: string | undefined;

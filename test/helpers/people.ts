@@ -45,7 +45,13 @@ export async function enrollFromLink(page: Page, link: string, password = PASSWO
 }
 
 /** An invitation made through the domain, then enrollment through the pages. */
-export async function enrollWithTotp(page: Page, s: TestServer, email: string, role = 'operator', permissions: string[] = []): Promise<Enrolled> {
+export async function enrollWithTotp(
+  page: Page,
+  s: TestServer,
+  email: string,
+  role = 'operator',
+  permissions: string[] = [],
+): Promise<Enrolled> {
   const inv = await createInvitation(s.gatehouse.db.kysely, { email, role, permissions });
   return enrollFromLink(page, `${s.url}/enroll/${inv.token}`);
 }
@@ -60,16 +66,29 @@ export async function signInOnPage(page: Page, email: string, nextCode: () => Pr
 }
 
 /** Over HTTP: from a Gatehouse sign-in page (the interaction) to wherever the flow ends. */
-export async function signInOverHttp(agent: HttpAgent, page: Step, person: Pick<TestPerson, 'email' | 'password' | 'nextCode'>): Promise<Step> {
+export async function signInOverHttp(
+  agent: HttpAgent,
+  page: Step,
+  person: Pick<TestPerson, 'email' | 'password' | 'nextCode'>,
+): Promise<Step> {
   const uid = /\/interaction\/([^/"?]+)/.exec(page.url)?.[1];
   if (!uid) throw new Error(`not a sign-in page: ${page.url} (${page.status})`);
-  const second = await agent.follow(await agent.request(`/interaction/${uid}/login`, { form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: person.password } }));
+  const second = await agent.follow(
+    await agent.request(`/interaction/${uid}/login`, {
+      form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: person.password },
+    }),
+  );
   if (!second.url.endsWith('/second-factor')) throw new Error(`password step failed: ${second.status} ${second.url}`);
-  return agent.follow(await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code: await person.nextCode() } }));
+  return agent.follow(
+    await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code: await person.nextCode() } }),
+  );
 }
 
 /** A person signed in to the admin console over HTTP; `landed` is the page the sign-in ended on. */
-export async function adminOverHttp(s: TestServer, person: Pick<TestPerson, 'email' | 'password' | 'nextCode'>): Promise<{ agent: HttpAgent; landed: Step }> {
+export async function adminOverHttp(
+  s: TestServer,
+  person: Pick<TestPerson, 'email' | 'password' | 'nextCode'>,
+): Promise<{ agent: HttpAgent; landed: Step }> {
   const agent = new HttpAgent(s.url);
   const signIn = await agent.follow(await agent.request('/admin'));
   const landed = await signInOverHttp(agent, signIn, person);

@@ -12,12 +12,19 @@ export interface RelyingParty {
   /** The callback URL the browser last landed on. */
   waitForCallback(): Promise<URL>;
   /** Exchange the code of that callback (PKCE, state, nonce, iss checked by openid-client). */
-  finish(callback: URL, flow: { verifier: string; state: string; nonce: string }): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
+  finish(
+    callback: URL,
+    flow: { verifier: string; state: string; nonce: string },
+  ): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
   refresh(refreshToken: string): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
   close(): Promise<void>;
 }
 
-export async function startRelyingParty(issuer: string, client: { client_id: string; client_secret?: string }, port?: number): Promise<RelyingParty> {
+export async function startRelyingParty(
+  issuer: string,
+  client: { client_id: string; client_secret?: string },
+  port?: number,
+): Promise<RelyingParty> {
   let waiters: Array<(u: URL) => void> = [];
   let last: URL | null = null;
   const server = http.createServer((req, res) => {
@@ -58,7 +65,11 @@ export async function startRelyingParty(issuer: string, client: { client_id: str
       return last ? Promise.resolve(last) : new Promise((r) => waiters.push(r));
     },
     finish(callback, flow) {
-      return oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce });
+      return oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: flow.verifier,
+        expectedState: flow.state,
+        expectedNonce: flow.nonce,
+      });
     },
     refresh(refreshToken) {
       return oidc.refreshTokenGrant(config, refreshToken);

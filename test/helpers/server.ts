@@ -28,7 +28,11 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(backend: Backend, extraEnv: Record<string, string> = {}, opts: { testDb?: TestDb; pollMs?: number } = {}): Promise<TestServer> {
+export async function startServer(
+  backend: Backend,
+  extraEnv: Record<string, string> = {},
+  opts: { testDb?: TestDb; pollMs?: number } = {},
+): Promise<TestServer> {
   const testDb = opts.testDb ?? (await freshDb(backend));
   const port = await freePort();
   const env: Record<string, string> = {

@@ -64,7 +64,10 @@ describe.each(BACKENDS)('TOTP on %s', (backend) => {
   it('refuses a previous-step code once a later step was accepted', async () => {
     const { accountId, secret } = await enrolled();
     expect(await verifyTotp(t.db.kysely, sealer, accountId, await codeAt(secret, T), at(T))).toEqual({ ok: true });
-    expect(await verifyTotp(t.db.kysely, sealer, accountId, await codeAt(secret, T - 30), at(T))).toEqual({ ok: false, reason: 'replayed' });
+    expect(await verifyTotp(t.db.kysely, sealer, accountId, await codeAt(secret, T - 30), at(T))).toEqual({
+      ok: false,
+      reason: 'replayed',
+    });
   });
 
   it('refuses a code two steps old or two steps ahead, and accepts one step ahead', async () => {
@@ -113,7 +116,9 @@ describe.each(BACKENDS)('TOTP on %s', (backend) => {
     const a = await createAccount(t.db.kysely, { email: 'a@example.com', role: 'viewer', passwordHash: null });
     const b = await createAccount(t.db.kysely, { email: 'b@example.com', role: 'viewer', passwordHash: null });
     const e = await newTotpEnrollment(t.db.kysely, sealer, a.id, 'a@example.com');
-    await expect(confirmTotp(t.db.kysely, sealer, b.id, e.id, await codeAt(e.secretBase32, T), at(T))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(confirmTotp(t.db.kysely, sealer, b.id, e.id, await codeAt(e.secretBase32, T), at(T))).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
   });
 
   it('keeps the old credential until a new enrollment is confirmed, then only the new one works', async () => {
@@ -132,7 +137,14 @@ describe.each(BACKENDS)('TOTP on %s', (backend) => {
     const seed = Buffer.from(base32.decode(secret));
     const row = await t.db.kysely.selectFrom('totp_credential').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     const stored = JSON.stringify(row);
-    for (const form of [secret, secret.toLowerCase(), seed.toString('hex'), seed.toString('base64'), seed.toString('base64url'), seed.toString('latin1')]) {
+    for (const form of [
+      secret,
+      secret.toLowerCase(),
+      seed.toString('hex'),
+      seed.toString('base64'),
+      seed.toString('base64url'),
+      seed.toString('latin1'),
+    ]) {
       expect(stored).not.toContain(form);
     }
     expect(sealer.open(row.seed_sealed, `totp:${id}`).equals(seed)).toBe(true);

@@ -43,9 +43,12 @@ describe('normalizeTotpCode', () => {
     expect(normalizeTotpCode(' 123 456 ')).toBe('123456');
   });
 
-  it.each(['12345', '1234567', '12345a', '\uff11\uff12\uff13\uff14\uff15\uff16', '\u0661\u0662\u0663\u0664\u0665\u0666', '123-456', ''])('refuses %j', (input) => {
-    expect(normalizeTotpCode(input)).toBeNull();
-  });
+  it.each(['12345', '1234567', '12345a', '\uff11\uff12\uff13\uff14\uff15\uff16', '\u0661\u0662\u0663\u0664\u0665\u0666', '123-456', ''])(
+    'refuses %j',
+    (input) => {
+      expect(normalizeTotpCode(input)).toBeNull();
+    },
+  );
 
   it('refuses a non-string', () => {
     expect(normalizeTotpCode(123456)).toBeNull();

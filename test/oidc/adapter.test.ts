@@ -38,12 +38,20 @@ describe.each(BACKENDS)('Kysely adapter on %s', (backend) => {
       expect(await refresh.find('r1')).toBeUndefined();
       expect(await grants.find('g1')).toBeUndefined();
       expect(await refresh.find('r2')).toEqual({ grantId: 'g2', jti: 'r2' });
-      const stored = await t.db.kysely.selectFrom('oidc_payload').select('payload').where('model', '=', 'RefreshToken').executeTakeFirstOrThrow();
+      const stored = await t.db.kysely
+        .selectFrom('oidc_payload')
+        .select('payload')
+        .where('model', '=', 'RefreshToken')
+        .executeTakeFirstOrThrow();
       expect(JSON.stringify(stored.payload)).not.toContain('r2');
 
       // Expired rows are never returned, and cleanup deletes them.
       await refresh.upsert('old', { grantId: 'g3' } as any, 1);
-      await t.db.kysely.updateTable('oidc_payload').set({ expires_at: new Date(Date.now() - 1000) }).where('grant_id', '=', 'g3').execute();
+      await t.db.kysely
+        .updateTable('oidc_payload')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('grant_id', '=', 'g3')
+        .execute();
       expect(await refresh.find('old')).toBeUndefined();
       expect(await deleteExpiredPayloads(t.db.kysely)).toBe(1);
       const left = await t.db.kysely.selectFrom('oidc_payload').select(['model', 'id']).orderBy('model').execute();

@@ -16,7 +16,11 @@ describe('authorization requests and codes (PostgreSQL)', () => {
 
   beforeAll(async () => {
     s = await startServer('postgres');
-    app = await createClient(s.gatehouse.db.kysely, { name: 'app', grants: ['authorization_code', 'refresh_token'], redirectUris: [REDIRECT] });
+    app = await createClient(s.gatehouse.db.kysely, {
+      name: 'app',
+      grants: ['authorization_code', 'refresh_token'],
+      redirectUris: [REDIRECT],
+    });
     person = await createPerson(s, 'mary@example.com', 'viewer');
   });
   afterAll(() => s?.close());
@@ -30,15 +34,24 @@ describe('authorization requests and codes (PostgreSQL)', () => {
   async function signIn(agent: HttpAgent, v: string): Promise<URL> {
     const page = await agent.follow(await agent.request(authUrl({ code_challenge: challenge(v), code_challenge_method: 'S256' })));
     const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
-    const second = await agent.follow(await agent.request(`/interaction/${uid}/login`, { form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: person.password } }));
-    const back: Step = await agent.follow(await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code: await person.nextCode() } }));
+    const second = await agent.follow(
+      await agent.request(`/interaction/${uid}/login`, {
+        form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: person.password },
+      }),
+    );
+    const back: Step = await agent.follow(
+      await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code: await person.nextCode() } }),
+    );
     return new URL(back.location!, s.url);
   }
 
   const exchange = (code: string, v: string) =>
     fetch(`${s.url}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}` },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`,
+      },
       body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: v }),
     });
 
@@ -56,7 +69,12 @@ describe('authorization requests and codes (PostgreSQL)', () => {
 
   it('matches redirect URIs exactly and never redirects to an unregistered one', async () => {
     const agent = new HttpAgent(s.url);
-    for (const uri of [`${REDIRECT}/../evil`, `${REDIRECT}?next=https://evil.example.com`, 'https://evil.example.com/callback', 'https://app.example.com/callback/']) {
+    for (const uri of [
+      `${REDIRECT}/../evil`,
+      `${REDIRECT}?next=https://evil.example.com`,
+      'https://evil.example.com/callback',
+      'https://app.example.com/callback/',
+    ]) {
       const res = await agent.request(authUrl({ redirect_uri: uri, code_challenge: challenge(verifier()), code_challenge_method: 'S256' }));
       expect(res.status, uri).toBe(400);
       expect(res.location, uri).toBeNull();
@@ -70,7 +88,9 @@ describe('authorization requests and codes (PostgreSQL)', () => {
     expect(new URL(none.location!, s.url).searchParams.get('error')).toBe('login_required');
     await signIn(agent, verifier());
     const v = verifier();
-    const silent = await agent.follow(await agent.request(authUrl({ prompt: 'none', code_challenge: challenge(v), code_challenge_method: 'S256' })));
+    const silent = await agent.follow(
+      await agent.request(authUrl({ prompt: 'none', code_challenge: challenge(v), code_challenge_method: 'S256' })),
+    );
     const code = new URL(silent.location!, s.url).searchParams.get('code');
     expect(code).toBeTruthy();
     expect((await exchange(code!, v)).status).toBe(200);
@@ -98,7 +118,10 @@ describe('authorization requests and codes (PostgreSQL)', () => {
     // The code's reuse revoked the grant: the refresh token from the first exchange is dead.
     const refresh = await fetch(`${s.url}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}` },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`,
+      },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }),
     });
     expect(refresh.status).toBe(400);

@@ -22,23 +22,46 @@ describe('private_key_jwt on postgres', () => {
   it('issues tokens to a client that signs its assertion, and refuses another key', async () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     const jwk = { ...(await exportJWK(publicKey)), kid: 'svc-key-1', alg: 'ES256', use: 'sig' };
-    const client = await createClient(s.gatehouse.db.kysely, { name: 'pkjwt', grants: ['client_credentials'], auth: 'private_key_jwt', jwks: { keys: [jwk] }, roles: ['viewer'] });
+    const client = await createClient(s.gatehouse.db.kysely, {
+      name: 'pkjwt',
+      grants: ['client_credentials'],
+      auth: 'private_key_jwt',
+      jwks: { keys: [jwk] },
+      roles: ['viewer'],
+    });
     expect(client.client_secret).toBeUndefined();
 
-    const config = await oidc.discovery(new URL(s.url), client.client_id, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid: 'svc-key-1' }), { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(
+      new URL(s.url),
+      client.client_id,
+      undefined,
+      oidc.PrivateKeyJwt({ key: privateKey, kid: 'svc-key-1' }),
+      { execute: [oidc.allowInsecureRequests] },
+    );
     const tokens = await oidc.clientCredentialsGrant(config);
     const claims = await createVerifier({ issuer: s.url, audience: 'https://agents.example.com' }).verify(tokens.access_token);
     expect(claims).toMatchObject({ sub: client.client_id, roles: ['viewer'] });
 
     const intruder = await generateKeyPair('ES256', { extractable: true });
-    const bad = await oidc.discovery(new URL(s.url), client.client_id, undefined, oidc.PrivateKeyJwt({ key: intruder.privateKey, kid: 'svc-key-1' }), { execute: [oidc.allowInsecureRequests] });
+    const bad = await oidc.discovery(
+      new URL(s.url),
+      client.client_id,
+      undefined,
+      oidc.PrivateKeyJwt({ key: intruder.privateKey, kid: 'svc-key-1' }),
+      { execute: [oidc.allowInsecureRequests] },
+    );
     await expect(oidc.clientCredentialsGrant(bad)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
   });
 
   it('refuses a JWKS that carries a private key', async () => {
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
     await expect(
-      createClient(s.gatehouse.db.kysely, { name: 'leaky', grants: ['client_credentials'], auth: 'private_key_jwt', jwks: { keys: [await exportJWK(privateKey)] } }),
+      createClient(s.gatehouse.db.kysely, {
+        name: 'leaky',
+        grants: ['client_credentials'],
+        auth: 'private_key_jwt',
+        jwks: { keys: [await exportJWK(privateKey)] },
+      }),
     ).rejects.toMatchObject({ code: 'VALIDATION', message: /public keys only/ });
   });
 });
@@ -50,16 +73,104 @@ describe('tls_client_auth over TLS 1.3 on pglite', () => {
   let s: TestServer;
 
   beforeAll(async () => {
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=Gatehouse Test CA');
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=Gatehouse Test CA',
+    );
+    openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+      '-subj',
+      '/CN=localhost',
+    );
     fs.writeFileSync(file('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'server.ext');
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.crt',
+      '-days',
+      '1',
+      '-extfile',
+      'server.ext',
+    );
     for (const who of ['svc', 'other']) {
-      openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/O=Gatehouse Test/CN=${who}.internal`);
-      openssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '1');
+      openssl(
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        `${who}.key`,
+        '-out',
+        `${who}.csr`,
+        '-subj',
+        `/O=Gatehouse Test/CN=${who}.internal`,
+      );
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        `${who}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${who}.crt`,
+        '-days',
+        '1',
+      );
     }
     // A certificate from a CA Gatehouse does not trust, with the right subject.
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.crt', '-days', '1', '-subj', '/O=Gatehouse Test/CN=svc.internal');
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'rogue.key',
+      '-out',
+      'rogue.crt',
+      '-days',
+      '1',
+      '-subj',
+      '/O=Gatehouse Test/CN=svc.internal',
+    );
     const port = (await import('../helpers/server.ts')).freePort;
     const p = await port();
     s = await startServer('pglite', {
@@ -75,7 +186,11 @@ describe('tls_client_auth over TLS 1.3 on pglite', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function post(body: string, who: string | null, opts: { maxVersion?: 'TLSv1.2' } = {}): Promise<{ status: number; json: any; headers: Record<string, unknown> }> {
+  function post(
+    body: string,
+    who: string | null,
+    opts: { maxVersion?: 'TLSv1.2' } = {},
+  ): Promise<{ status: number; json: any; headers: Record<string, unknown> }> {
     return new Promise((resolve, reject) => {
       const req = https.request(
         `${s.url}/token`,
@@ -99,13 +214,23 @@ describe('tls_client_auth over TLS 1.3 on pglite', () => {
   }
 
   it('authenticates a client by its certificate subject and nothing else', async () => {
-    const client = await createClient(s.gatehouse.db.kysely, { name: 'mtls', grants: ['client_credentials'], auth: 'tls_client_auth', tlsSubjectDn: 'O=Gatehouse Test, CN=svc.internal', roles: ['operator'] });
+    const client = await createClient(s.gatehouse.db.kysely, {
+      name: 'mtls',
+      grants: ['client_credentials'],
+      auth: 'tls_client_auth',
+      tlsSubjectDn: 'O=Gatehouse Test, CN=svc.internal',
+      roles: ['operator'],
+    });
     const body = `grant_type=client_credentials&client_id=${client.client_id}`;
     const ok = await post(body, 'svc');
     expect(ok.status, JSON.stringify(ok.json)).toBe(200);
     expect(ok.headers['strict-transport-security']).toMatch(/max-age=/);
     // The JWKS as published (fetch() here would not trust the test CA).
-    const claims = await createVerifier({ issuer: s.url, audience: 'https://agents.example.com', jwks: { keys: s.gatehouse.keys().published } as any }).verify(ok.json.access_token);
+    const claims = await createVerifier({
+      issuer: s.url,
+      audience: 'https://agents.example.com',
+      jwks: { keys: s.gatehouse.keys().published } as any,
+    }).verify(ok.json.access_token);
     expect(claims.roles).toEqual(['operator']);
 
     expect((await post(body, 'other')).json.error).toBe('invalid_client'); // trusted CA, wrong subject

@@ -12,7 +12,11 @@ import { createVerifier } from '../../src/verify/index.ts';
 const AUDIENCE = 'https://agents.example.com';
 
 async function tokenRequest(url: string, body: string, headers: Record<string, string> = {}) {
-  const res = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+  const res = await fetch(`${url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body,
+  });
   const text = await res.text();
   let json: any = null;
   try {
@@ -48,13 +52,17 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
   afterAll(() => s?.close());
 
   it('advertises only what Gatehouse supports in discovery', async () => {
-    const config = await oidc.discovery(new URL(s.url), client.client_id, undefined, oidc.ClientSecretBasic(client.client_secret!), { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(new URL(s.url), client.client_id, undefined, oidc.ClientSecretBasic(client.client_secret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
     const meta = config.serverMetadata();
     expect(meta.issuer).toBe(s.url);
     expect(meta.jwks_uri).toBe(`${s.url}/jwks`);
     expect(meta.response_types_supported).toEqual(['code']);
     expect(new Set(meta.grant_types_supported)).toEqual(new Set(['authorization_code', 'refresh_token', 'client_credentials']));
-    expect(new Set(meta.token_endpoint_auth_methods_supported)).toEqual(new Set(['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none']));
+    expect(new Set(meta.token_endpoint_auth_methods_supported)).toEqual(
+      new Set(['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none']),
+    );
     expect(meta.code_challenge_methods_supported).toEqual(['S256']);
     expect(meta.introspection_endpoint).toBe(`${s.url}/token/introspection`);
     expect(meta.revocation_endpoint).toBe(`${s.url}/token/revocation`);
@@ -62,7 +70,9 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
   });
 
   it('issues an RFC 9068 JWT that verifies offline with the expected claims', async () => {
-    const config = await oidc.discovery(new URL(s.url), client.client_id, undefined, oidc.ClientSecretBasic(client.client_secret!), { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(new URL(s.url), client.client_id, undefined, oidc.ClientSecretBasic(client.client_secret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
     const before = await payloadCount(s);
     const tokens = await oidc.clientCredentialsGrant(config);
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
@@ -92,9 +102,17 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
   });
 
   it('names the resource when asked and refuses an unknown one', async () => {
-    const ok = await tokenRequest(s.url, `grant_type=client_credentials&resource=${encodeURIComponent(AUDIENCE)}`, basic(client.client_id, client.client_secret!));
+    const ok = await tokenRequest(
+      s.url,
+      `grant_type=client_credentials&resource=${encodeURIComponent(AUDIENCE)}`,
+      basic(client.client_id, client.client_secret!),
+    );
     expect(ok.status).toBe(200);
-    const bad = await tokenRequest(s.url, `grant_type=client_credentials&resource=${encodeURIComponent('https://evil.example.com')}`, basic(client.client_id, client.client_secret!));
+    const bad = await tokenRequest(
+      s.url,
+      `grant_type=client_credentials&resource=${encodeURIComponent('https://evil.example.com')}`,
+      basic(client.client_id, client.client_secret!),
+    );
     expect(bad.status).toBe(400);
     expect(bad.json.error).toBe('invalid_target');
   });
@@ -102,16 +120,56 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
   it('refuses bad input with the right OAuth error, no stack trace and no write', async () => {
     const before = await payloadCount(s);
     const cases: Array<[string, Promise<Awaited<ReturnType<typeof tokenRequest>>>, number, string]> = [
-      ['wrong secret', tokenRequest(s.url, 'grant_type=client_credentials', basic(client.client_id, 'not-the-secret')), 401, 'invalid_client'],
+      [
+        'wrong secret',
+        tokenRequest(s.url, 'grant_type=client_credentials', basic(client.client_id, 'not-the-secret')),
+        401,
+        'invalid_client',
+      ],
       ['missing secret', tokenRequest(s.url, `grant_type=client_credentials&client_id=${client.client_id}`), 401, 'invalid_client'],
-      ['unknown client', tokenRequest(s.url, 'grant_type=client_credentials', basic('svc_doesnotexist', 'whatever')), 401, 'invalid_client'],
-      ['unsupported grant', tokenRequest(s.url, 'grant_type=password&username=a&password=b', basic(client.client_id, client.client_secret!)), 400, 'unsupported_grant_type'],
-      ['implicit grant', tokenRequest(s.url, 'grant_type=implicit', basic(client.client_id, client.client_secret!)), 400, 'unsupported_grant_type'],
-      ['grant not allowed for the client', tokenRequest(s.url, 'grant_type=refresh_token&refresh_token=x', basic(client.client_id, client.client_secret!)), 400, 'invalid_request'],
+      [
+        'unknown client',
+        tokenRequest(s.url, 'grant_type=client_credentials', basic('svc_doesnotexist', 'whatever')),
+        401,
+        'invalid_client',
+      ],
+      [
+        'unsupported grant',
+        tokenRequest(s.url, 'grant_type=password&username=a&password=b', basic(client.client_id, client.client_secret!)),
+        400,
+        'unsupported_grant_type',
+      ],
+      [
+        'implicit grant',
+        tokenRequest(s.url, 'grant_type=implicit', basic(client.client_id, client.client_secret!)),
+        400,
+        'unsupported_grant_type',
+      ],
+      [
+        'grant not allowed for the client',
+        tokenRequest(s.url, 'grant_type=refresh_token&refresh_token=x', basic(client.client_id, client.client_secret!)),
+        400,
+        'invalid_request',
+      ],
       ['missing grant_type', tokenRequest(s.url, '', basic(client.client_id, client.client_secret!)), 400, 'invalid_request'],
-      ['malformed authorization header', tokenRequest(s.url, 'grant_type=client_credentials', { authorization: 'Basic %%%' }), 400, 'invalid_request'],
-      ['duplicate parameters', tokenRequest(s.url, 'grant_type=client_credentials&grant_type=client_credentials', basic(client.client_id, client.client_secret!)), 400, 'invalid_request'],
-      ['oversized body', tokenRequest(s.url, 'grant_type=client_credentials&pad=' + 'x'.repeat(100_000), basic(client.client_id, client.client_secret!)), 413, 'invalid_request'],
+      [
+        'malformed authorization header',
+        tokenRequest(s.url, 'grant_type=client_credentials', { authorization: 'Basic %%%' }),
+        400,
+        'invalid_request',
+      ],
+      [
+        'duplicate parameters',
+        tokenRequest(s.url, 'grant_type=client_credentials&grant_type=client_credentials', basic(client.client_id, client.client_secret!)),
+        400,
+        'invalid_request',
+      ],
+      [
+        'oversized body',
+        tokenRequest(s.url, 'grant_type=client_credentials&pad=' + 'x'.repeat(100_000), basic(client.client_id, client.client_secret!)),
+        413,
+        'invalid_request',
+      ],
     ];
     for (const [name, pending, status, error] of cases) {
       const res = await pending;
@@ -123,26 +181,44 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
     }
     const wrong = await tokenRequest(s.url, 'grant_type=client_credentials', basic(client.client_id, 'not-the-secret'));
     expect(wrong.headers.get('www-authenticate')).toMatch(/^Basic /);
-    const json = await fetch(`${s.url}/token`, { method: 'POST', headers: { 'content-type': 'application/json', ...basic(client.client_id, client.client_secret!) }, body: '{"grant_type":"client_credentials"}' });
+    const json = await fetch(`${s.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...basic(client.client_id, client.client_secret!) },
+      body: '{"grant_type":"client_credentials"}',
+    });
     expect(json.status).toBe(400);
     expect(await payloadCount(s)).toBe(before);
   });
 
   it('enforces allowed source networks with the same answer as a wrong secret', async () => {
-    const fenced = await createClient(s.gatehouse.db.kysely, { name: 'fenced', grants: ['client_credentials'], roles: ['viewer'], allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'] });
+    const fenced = await createClient(s.gatehouse.db.kysely, {
+      name: 'fenced',
+      grants: ['client_credentials'],
+      roles: ['viewer'],
+      allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'],
+    });
     const refused = await tokenRequest(s.url, 'grant_type=client_credentials', basic(fenced.client_id, fenced.client_secret!));
     expect(refused.status).toBe(401);
     expect(refused.json).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
     const wrongSecret = await tokenRequest(s.url, 'grant_type=client_credentials', basic(fenced.client_id, 'nope'));
     expect(wrongSecret.json).toEqual(refused.json);
 
-    const local = await createClient(s.gatehouse.db.kysely, { name: 'local', grants: ['client_credentials'], roles: ['viewer'], allowedCidrs: ['127.0.0.0/8', '::1/128'] });
+    const local = await createClient(s.gatehouse.db.kysely, {
+      name: 'local',
+      grants: ['client_credentials'],
+      roles: ['viewer'],
+      allowedCidrs: ['127.0.0.0/8', '::1/128'],
+    });
     const allowed = await tokenRequest(s.url, 'grant_type=client_credentials', basic(local.client_id, local.client_secret!));
     expect(allowed.status).toBe(200);
   });
 
   it('never stores a client secret in clear', async () => {
-    const row = await s.gatehouse.db.kysely.selectFrom('client').selectAll().where('client_id', '=', client.client_id).executeTakeFirstOrThrow();
+    const row = await s.gatehouse.db.kysely
+      .selectFrom('client')
+      .selectAll()
+      .where('client_id', '=', client.client_id)
+      .executeTakeFirstOrThrow();
     expect(JSON.stringify(row)).not.toContain(client.client_secret!);
   });
 
@@ -181,7 +257,11 @@ describe('allowed networks behind a proxy (PostgreSQL)', () => {
     const direct = await startServer('postgres');
     try {
       for (const s of [proxied, direct]) {
-        const c = await createClient(s.gatehouse.db.kysely, { name: 'fenced', grants: ['client_credentials'], allowedCidrs: ['10.0.0.0/8'] });
+        const c = await createClient(s.gatehouse.db.kysely, {
+          name: 'fenced',
+          grants: ['client_credentials'],
+          allowedCidrs: ['10.0.0.0/8'],
+        });
         (s as any).fenced = c;
       }
       const ask = (s: TestServer, xff: string) => {

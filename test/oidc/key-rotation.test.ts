@@ -13,7 +13,10 @@ const AUDIENCE = 'https://agents.example.com';
 async function token(s: TestServer, id: string, secret: string): Promise<string> {
   const res = await fetch(`${s.url}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+    },
     body: 'grant_type=client_credentials',
   });
   expect(res.status).toBe(200);

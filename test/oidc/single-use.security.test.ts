@@ -18,7 +18,11 @@ describe.each(BACKENDS)('single use at the same instant (%s)', (backend) => {
 
   beforeAll(async () => {
     s = await startServer(backend);
-    app = await createClient(s.gatehouse.db.kysely, { name: 'app', grants: ['authorization_code', 'refresh_token'], redirectUris: [REDIRECT] });
+    app = await createClient(s.gatehouse.db.kysely, {
+      name: 'app',
+      grants: ['authorization_code', 'refresh_token'],
+      redirectUris: [REDIRECT],
+    });
     person = await createPerson(s, 'rae@example.com', 'viewer');
   });
   afterAll(() => s?.close());
@@ -26,18 +30,35 @@ describe.each(BACKENDS)('single use at the same instant (%s)', (backend) => {
   const challenge = (v: string) => crypto.createHash('sha256').update(v).digest('base64url');
   const basic = () => `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`;
   const token = (params: Record<string, string>) =>
-    fetch(`${s.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() }, body: new URLSearchParams(params) });
+    fetch(`${s.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+      body: new URLSearchParams(params),
+    });
 
   /** A code from a full sign-in, and its PKCE verifier. */
   async function freshCode(): Promise<{ code: string; verifier: string }> {
     const agent = new HttpAgent(s.url);
     const verifier = crypto.randomBytes(32).toString('base64url');
-    const q = new URLSearchParams({ client_id: app.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, state: 's',
-      code_challenge: challenge(verifier), code_challenge_method: 'S256' });
+    const q = new URLSearchParams({
+      client_id: app.client_id,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: REDIRECT,
+      state: 's',
+      code_challenge: challenge(verifier),
+      code_challenge_method: 'S256',
+    });
     const page = await agent.follow(await agent.request(`/auth?${q}`));
     const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
-    const second = await agent.follow(await agent.request(`/interaction/${uid}/login`, { form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: person.password } }));
-    const back = await agent.follow(await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code: await person.nextCode() } }));
+    const second = await agent.follow(
+      await agent.request(`/interaction/${uid}/login`, {
+        form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: person.password },
+      }),
+    );
+    const back = await agent.follow(
+      await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code: await person.nextCode() } }),
+    );
     return { code: new URL(back.location!, s.url).searchParams.get('code')!, verifier };
   }
 
@@ -53,9 +74,13 @@ describe.each(BACKENDS)('single use at the same instant (%s)', (backend) => {
 
   it('lets exactly one of ten parallel refreshes with one token succeed, and revokes the grant as reuse', async () => {
     const { code, verifier } = await freshCode();
-    const first = (await (await token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier })).json()) as { refresh_token: string };
+    const first = (await (
+      await token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier })
+    ).json()) as { refresh_token: string };
     expect(first.refresh_token).toBeTruthy();
-    const answers = await Promise.all(Array.from({ length: 10 }, () => token({ grant_type: 'refresh_token', refresh_token: first.refresh_token })));
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => token({ grant_type: 'refresh_token', refresh_token: first.refresh_token })),
+    );
     const bodies = (await Promise.all(answers.map((r) => r.json()))) as Array<{ error?: string; refresh_token?: string }>;
     expect(answers.map((r) => r.status).filter((st) => st === 200)).toHaveLength(1);
     expect(bodies.filter((b) => b.error === 'invalid_grant')).toHaveLength(9);

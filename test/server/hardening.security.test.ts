@@ -99,20 +99,56 @@ describe.each(BACKENDS)('tls_client_auth without GATEHOUSE_TLS_CA_FILE (%s)', (b
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-noca-'));
   const file = (n: string) => path.join(dir, n);
   beforeAll(() => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.crt',
-      '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'server.key',
+        '-out',
+        'server.crt',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
+      { cwd: dir, stdio: 'pipe' },
+    );
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   async function tlsEnv() {
     const port = await freePort();
-    return { PORT: String(port), GATEHOUSE_ISSUER: `https://localhost:${port}`, GATEHOUSE_TLS_CERT_FILE: file('server.crt'), GATEHOUSE_TLS_KEY_FILE: file('server.key') };
+    return {
+      PORT: String(port),
+      GATEHOUSE_ISSUER: `https://localhost:${port}`,
+      GATEHOUSE_TLS_CERT_FILE: file('server.crt'),
+      GATEHOUSE_TLS_KEY_FILE: file('server.key'),
+    };
   }
 
   it('refuses to start while a client authenticates with a certificate', async () => {
     const testDb = await freshDb(backend);
-    await createClient(testDb.db.kysely, { name: 'mtls', grants: ['client_credentials'], auth: 'tls_client_auth', tlsSubjectDn: 'CN=svc.internal', roles: ['viewer'] });
-    const config = loadConfig({ ...(await tlsEnv()), GATEHOUSE_MASTER_KEY: crypto.randomBytes(32).toString('base64'), ...(testDb.url ? { DATABASE_URL: testDb.url } : {}) });
+    await createClient(testDb.db.kysely, {
+      name: 'mtls',
+      grants: ['client_credentials'],
+      auth: 'tls_client_auth',
+      tlsSubjectDn: 'CN=svc.internal',
+      roles: ['viewer'],
+    });
+    const config = loadConfig({
+      ...(await tlsEnv()),
+      GATEHOUSE_MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+      ...(testDb.url ? { DATABASE_URL: testDb.url } : {}),
+    });
     const gatehouse = await createGatehouse(config, { db: testDb.db, log: createLogger('silent') });
     try {
       await expect(gatehouse.listen()).rejects.toThrow(/GATEHOUSE_TLS_CA_FILE.*tls_client_auth/);
@@ -125,7 +161,11 @@ describe.each(BACKENDS)('tls_client_auth without GATEHOUSE_TLS_CA_FILE (%s)', (b
   it('starts without such clients, and names the CSRF cookie __Host- on HTTPS', async () => {
     const s = await startServer(backend, await tlsEnv());
     try {
-      const app = await createClient(s.gatehouse.db.kysely, { name: 'app', grants: ['authorization_code'], redirectUris: ['https://app.example.com/cb'] });
+      const app = await createClient(s.gatehouse.db.kysely, {
+        name: 'app',
+        grants: ['authorization_code'],
+        redirectUris: ['https://app.example.com/cb'],
+      });
       const get = (url: string, cookie = '') =>
         new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
           const req = https.get(url, { ca: fs.readFileSync(file('server.crt')), agent: false, headers: { cookie } }, (res) => {
@@ -134,10 +174,19 @@ describe.each(BACKENDS)('tls_client_auth without GATEHOUSE_TLS_CA_FILE (%s)', (b
           });
           req.on('error', reject);
         });
-      const q = new URLSearchParams({ client_id: app.client_id, response_type: 'code', scope: 'openid', redirect_uri: 'https://app.example.com/cb',
-        code_challenge: crypto.createHash('sha256').update('v'.repeat(43)).digest('base64url'), code_challenge_method: 'S256' });
+      const q = new URLSearchParams({
+        client_id: app.client_id,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: 'https://app.example.com/cb',
+        code_challenge: crypto.createHash('sha256').update('v'.repeat(43)).digest('base64url'),
+        code_challenge_method: 'S256',
+      });
       const auth = await get(`${s.url}/auth?${q}`);
-      const cookies = ([] as string[]).concat(auth.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+      const cookies = ([] as string[])
+        .concat(auth.headers['set-cookie'] ?? [])
+        .map((c) => c.split(';')[0])
+        .join('; ');
       const page = await get(new URL(String(auth.headers.location), s.url).href, cookies);
       expect(page.status).toBe(200);
       const csrfCookie = ([] as string[]).concat(page.headers['set-cookie'] ?? []).find((c) => /gh_csrf=/.test(c))!;

@@ -13,7 +13,10 @@ describe('npm start on the embedded database', () => {
 
   it('migrates, prints a one-time first-owner link, answers discovery, and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['src/main.ts'], { env: { PATH: process.env.PATH ?? '', PORT: String(port), GATEHOUSE_DATA_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['src/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', PORT: String(port), GATEHOUSE_DATA_DIR: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => (out += c));

@@ -22,8 +22,14 @@ describe.each(BACKENDS)('CSRF tokens on %s', (backend) => {
   afterAll(() => s?.close());
 
   async function signInPage(agent: HttpAgent): Promise<{ page: Step; uid: string; csrf: string }> {
-    const q = new URLSearchParams({ client_id: app.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT,
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const q = new URLSearchParams({
+      client_id: app.client_id,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: REDIRECT,
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
     const page = await agent.follow(await agent.request(`/auth?${q}`));
     const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
     return { page, uid, csrf: formField(page.text, '_csrf')! };
@@ -34,10 +40,14 @@ describe.each(BACKENDS)('CSRF tokens on %s', (backend) => {
     const a = await signInPage(agent);
     const b = await signInPage(agent);
     expect(a.uid).not.toBe(b.uid);
-    const crossed = await agent.request(`/interaction/${b.uid}/login`, { form: { _csrf: a.csrf, email: person.email, password: person.password } });
+    const crossed = await agent.request(`/interaction/${b.uid}/login`, {
+      form: { _csrf: a.csrf, email: person.email, password: person.password },
+    });
     expect(crossed.status).toBe(403);
     // The token of that interaction still works there.
-    const own = await agent.follow(await agent.request(`/interaction/${b.uid}/login`, { form: { _csrf: b.csrf, email: person.email, password: person.password } }));
+    const own = await agent.follow(
+      await agent.request(`/interaction/${b.uid}/login`, { form: { _csrf: b.csrf, email: person.email, password: person.password } }),
+    );
     expect(own.url).toMatch(/\/second-factor$/);
   });
 
@@ -53,7 +63,7 @@ describe.each(BACKENDS)('CSRF tokens on %s', (backend) => {
     expect(ok.url).toMatch(/\/second-factor$/);
   });
 
-  it('tells browsers to send the origin on Gatehouse\'s own forms and no Referer elsewhere', async () => {
+  it("tells browsers to send the origin on Gatehouse's own forms and no Referer elsewhere", async () => {
     const { page } = await signInPage(new HttpAgent(s.url));
     expect(page.headers.get('referrer-policy')).toBe('same-origin');
     expect(page.text).not.toContain('content="no-referrer"');

@@ -23,11 +23,19 @@ describe.each(BACKENDS)('long emails at sign-in on %s', (backend) => {
 
   async function tryPassword(email: string) {
     const agent = new HttpAgent(s.url);
-    const q = new URLSearchParams({ client_id: app.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT,
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const q = new URLSearchParams({
+      client_id: app.client_id,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: REDIRECT,
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
     const page = await agent.follow(await agent.request(`/auth?${q}`));
     const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
-    return agent.request(`/interaction/${uid}/login`, { form: { _csrf: formField(page.text, '_csrf')!, email, password: 'not the password' } });
+    return agent.request(`/interaction/${uid}/login`, {
+      form: { _csrf: formField(page.text, '_csrf')!, email, password: 'not the password' },
+    });
   }
 
   // Three failed attempts in all from this test's one address: under the per-IP budget of 5 a minute.

@@ -11,25 +11,49 @@ const REDIRECT = 'http://127.0.0.1:9/callback';
 
 async function setup() {
   const s = await startServer('postgres');
-  const app = await createClient(s.gatehouse.db.kysely, { name: 'app', grants: ['authorization_code', 'refresh_token'], redirectUris: [REDIRECT] });
+  const app = await createClient(s.gatehouse.db.kysely, {
+    name: 'app',
+    grants: ['authorization_code', 'refresh_token'],
+    redirectUris: [REDIRECT],
+  });
   return { s, app };
 }
 
 /** Open a sign-in as a browser would: /auth → the sign-in page. */
-async function openSignIn(s: TestServer, clientId: string, extra: Record<string, string> = {}): Promise<{ agent: HttpAgent; page: Step; uid: string }> {
+async function openSignIn(
+  s: TestServer,
+  clientId: string,
+  extra: Record<string, string> = {},
+): Promise<{ agent: HttpAgent; page: Step; uid: string }> {
   const agent = new HttpAgent(s.url);
-  const params = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'st', ...extra });
+  const params = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: REDIRECT,
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+    state: 'st',
+    ...extra,
+  });
   const page = await agent.follow(await agent.request(`/auth?${params}`));
   const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
   return { agent, page, uid };
 }
 
-async function password(o: { agent: HttpAgent; page: Step; uid: string }, email: string, pw: string, csrf = formField(o.page.text, '_csrf')!): Promise<Step> {
+async function password(
+  o: { agent: HttpAgent; page: Step; uid: string },
+  email: string,
+  pw: string,
+  csrf = formField(o.page.text, '_csrf')!,
+): Promise<Step> {
   return o.agent.request(`/interaction/${o.uid}/login`, { form: { _csrf: csrf, email, password: pw } });
 }
 
 async function auditCount(s: TestServer, action: string): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select count(*)::int as n from audit_event where action = ${action}`.execute(s.gatehouse.db.kysely);
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from audit_event where action = ${action}`.execute(
+    s.gatehouse.db.kysely,
+  );
   return rows[0]!.n;
 }
 
@@ -53,7 +77,9 @@ describe('sign-in under attack (PostgreSQL)', () => {
     env = await setup();
     const person = await createPerson(env.s, 'linus@example.com');
     for (let i = 0; i < 4; i++) {
-      expect((await password(await openSignIn(env.s, env.app.client_id), `stranger${i}@example.com`, 'guess guess guess')).status).toBe(401);
+      expect((await password(await openSignIn(env.s, env.app.client_id), `stranger${i}@example.com`, 'guess guess guess')).status).toBe(
+        401,
+      );
     }
     // People signing in successfully from the same address take nothing from the budget.
     for (let i = 0; i < 3; i++) {
@@ -75,7 +101,8 @@ describe('sign-in under attack (PostgreSQL)', () => {
     const person = await createPerson(env.s, 'barbara@example.com');
     // Spread over two addresses' worth of budget is not possible here, so stay under 5 per IP:
     // 4 consecutive failures on the account trigger the first delay.
-    for (let i = 0; i < 4; i++) expect((await password(await openSignIn(env.s, env.app.client_id), person.email, `wrong ${i} password`)).status).toBe(401);
+    for (let i = 0; i < 4; i++)
+      expect((await password(await openSignIn(env.s, env.app.client_id), person.email, `wrong ${i} password`)).status).toBe(401);
     const delayed = await password(await openSignIn(env.s, env.app.client_id), person.email, person.password);
     expect(delayed.status).toBe(429);
     const wait = Number(delayed.headers.get('retry-after'));
@@ -94,7 +121,10 @@ describe('sign-in under attack (PostgreSQL)', () => {
     expect(none.status).toBe(403);
     const forged = await password(o, person.email, person.password, 'A'.repeat(43));
     expect(forged.status).toBe(403);
-    const crossSite = await o.agent.request(`/interaction/${o.uid}/login`, { form: { _csrf: formField(o.page.text, '_csrf')!, email: person.email, password: person.password }, headers: { origin: 'https://evil.example.com' } });
+    const crossSite = await o.agent.request(`/interaction/${o.uid}/login`, {
+      form: { _csrf: formField(o.page.text, '_csrf')!, email: person.email, password: person.password },
+      headers: { origin: 'https://evil.example.com' },
+    });
     expect(crossSite.status).toBe(403);
     expect(none.text).not.toMatch(/\n\s+at /);
   });
@@ -114,7 +144,9 @@ describe('sign-in under attack (PostgreSQL)', () => {
     const replay = await again.agent.request(`/interaction/${again.uid}/totp`, { form: { _csrf: formField(step2.text, '_csrf')!, code } });
     expect(replay.status).toBe(401);
     expect(alertText(replay.text)).toMatch(/already used/);
-    const { rows } = await sql<{ details: any }>`select details from audit_event where action = 'signin.failure' order by seq desc limit 1`.execute(env.s.gatehouse.db.kysely);
+    const { rows } = await sql<{
+      details: any;
+    }>`select details from audit_event where action = 'signin.failure' order by seq desc limit 1`.execute(env.s.gatehouse.db.kysely);
     expect(rows[0]!.details).toMatchObject({ method: 'totp', reason: 'replayed' });
   });
 

@@ -59,12 +59,23 @@ describe.each(BACKENDS)('sign-in timing on %s', (backend) => {
 
   it('answers an unknown email and a wrong password in the same time, both after an argon2id run', async () => {
     const agent = new HttpAgent(s.url);
-    const q = new URLSearchParams({ client_id: app.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT,
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const q = new URLSearchParams({
+      client_id: app.client_id,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: REDIRECT,
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
     const page = await agent.follow(await agent.request(`/auth?${q}`));
     const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
     const csrf = formField(page.text, '_csrf')!;
-    const referenceHash = await argon2.hash('reference', { type: argon2.argon2id, memoryCost: ARGON2_MEMORY_KIB, timeCost: ARGON2_TIME_COST, parallelism: ARGON2_PARALLELISM });
+    const referenceHash = await argon2.hash('reference', {
+      type: argon2.argon2id,
+      memoryCost: ARGON2_MEMORY_KIB,
+      timeCost: ARGON2_TIME_COST,
+      parallelism: ARGON2_PARALLELISM,
+    });
 
     let n = 0;
     const timedPost = async (form: Record<string, string>, expected: number) => {
@@ -77,8 +88,10 @@ describe.each(BACKENDS)('sign-in timing on %s', (backend) => {
       return ms;
     };
     const kinds = {
-      unknown: (i: number) => timedPost({ _csrf: csrf, email: `nobody-${i}-${crypto.randomUUID()}@example.com`, password: 'a wrong password 123' }, 401),
-      wrong: (i: number) => timedPost({ _csrf: csrf, email: accounts[Math.floor(i / FAILURES_PER_ACCOUNT)]!, password: 'a wrong password 123' }, 401),
+      unknown: (i: number) =>
+        timedPost({ _csrf: csrf, email: `nobody-${i}-${crypto.randomUUID()}@example.com`, password: 'a wrong password 123' }, 401),
+      wrong: (i: number) =>
+        timedPost({ _csrf: csrf, email: accounts[Math.floor(i / FAILURES_PER_ACCOUNT)]!, password: 'a wrong password 123' }, 401),
       refused: () => timedPost({ _csrf: 'not-the-token', email: accounts[0]!, password: 'a wrong password 123' }, 403),
       argon2: async () => {
         const started = performance.now();

@@ -44,7 +44,8 @@ describe('checkAuthentication', () => {
     expect(result).toEqual({
       ok: false,
       reason: 'max_age',
-      challenge: 'Bearer error="insufficient_user_authentication", error_description="More recent authentication is required", max_age="60"',
+      challenge:
+        'Bearer error="insufficient_user_authentication", error_description="More recent authentication is required", max_age="60"',
     });
   });
 

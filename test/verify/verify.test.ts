@@ -242,7 +242,10 @@ describe('refused tokens', () => {
     const token = await sign(key, claimsFor(issuer, { aud: 'https://other.example.com' }));
     const err = await verifierFor()
       .verify(token)
-      .then(() => expect.fail('verified a token for another audience'), (e: unknown) => e as VerifyError);
+      .then(
+        () => expect.fail('verified a token for another audience'),
+        (e: unknown) => e as VerifyError,
+      );
     const signature = token.split('.')[2]!;
     expect(err.code).toBe('wrong_audience');
     expect(`${err.message} ${err.stack} ${String(err.cause)}`).not.toContain(signature);

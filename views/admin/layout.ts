@@ -34,10 +34,13 @@ export function when(value: Date | string | null | undefined, never = 'never'): 
 }
 
 function link(href: string, label: string, current: boolean) {
-  return html`<a href="${href}"${current ? html` aria-current="page"` : ''}>${label}</a>`;
+  return html`<a href="${href}" ${current ? html` aria-current="page"` : ''}>${label}</a>`;
 }
 
-export function adminLayout(f: AdminFrame, p: { title: string; section: Section; body: Html; notice?: string | null; error?: string | null }): string {
+export function adminLayout(
+  f: AdminFrame,
+  p: { title: string; section: Section; body: Html; notice?: string | null; error?: string | null },
+): string {
   return html`${documentHead({ title: `${p.title} · Gatehouse admin` })}
 <body class="admin">
 <header class="admin-bar">
