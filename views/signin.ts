@@ -1,4 +1,4 @@
-// Sign-in pages. The labels and button names are a contract (DESIGN.md, "Pages"): browser tests
+// Sign-in pages. The labels and button names are a contract (docs/architecture.md, "Pages"): browser tests
 // find fields and buttons by them.
 import { html } from '../src/http/html.ts';
 import { layout } from './layout.ts';

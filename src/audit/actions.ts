@@ -1,4 +1,4 @@
-// Every event the audit log records (DESIGN.md, "Audit log"; AGENTSERVER-SECURITY.md, "Audit
+// Every event the audit log records (docs/architecture.md, "Audit log"; AGENTSERVER-SECURITY.md, "Audit
 // Logging"): one declarative list, so that a typo is a compile error and the admin UI can offer
 // the names as filters. Add a name here before logging it.
 export const AUDIT_ACTIONS = [

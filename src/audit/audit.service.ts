@@ -1,4 +1,4 @@
-// Appending to the audit log (DESIGN.md, "Audit log": appends are serialized). Every append
+// Appending to the audit log (docs/architecture.md, "Audit log": appends are serialized). Every append
 // takes one advisory lock, reads the chain head, and inserts rows seq+1… chained to it, all in
 // one transaction: two instances can never chain onto the same row, and a failed transaction
 // leaves no gap because its seq numbers were never committed.

@@ -1,5 +1,5 @@
-// Service clients (client credentials) and browser applications (code + PKCE), as DESIGN.md
-// "Service clients" and the command-line contract describe them.
+// Service clients (client credentials) and browser applications (code + PKCE), as docs/architecture.md
+// ("Service clients", "Command line") describes them.
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { isPermission, isRole } from '../authz/model.ts';

@@ -1,5 +1,5 @@
 // The one place that reads the environment. It is read and validated once; a bad value fails
-// fast with a message naming the variable (DESIGN.md, "Configuration": the names are a contract).
+// fast with a message naming the variable (docs/architecture.md, "Configuration": the names are a contract).
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, describeZodError } from '../errors.ts';

@@ -1,5 +1,5 @@
 // Signing keys live in the database: public JWK in clear, private JWK sealed under the master key,
-// state next → current → retired (DESIGN.md, "Signing keys"). The rules that keep every verifier
+// state next → current → retired (docs/architecture.md, "Signing keys"). The rules that keep every verifier
 // working through a rotation:
 //  - a key is published as `next` before it signs anything, for longer than verifiers may cache
 //    the JWKS (GATEHOUSE_JWKS_MAX_AGE), so a token with its kid never meets a stale cache;

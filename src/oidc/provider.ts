@@ -1,5 +1,5 @@
 // The one oidc-provider configuration. Only what differs from the library's defaults is listed,
-// each with the reason (DESIGN.md, "oidc-provider defaults that Gatehouse changes"). People come
+// each with the reason (docs/architecture.md, "oidc-provider defaults that Gatehouse changes"). People come
 // in through ./account-hooks.ts, logout pages through ./logout.ts.
 import crypto from 'node:crypto';
 import ipaddr from 'ipaddr.js';
@@ -152,7 +152,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
         async getResourceServerInfo(ctx, resourceIndicator, client) {
           if (resourceIndicator !== audience) throw new errors.InvalidTarget('unknown resource');
           const record = await clients.get(client.clientId);
-          // Allowed source networks (DESIGN.md, "Service clients"). The same error as a wrong
+          // Allowed source networks (docs/architecture.md, "Service clients"). The same error as a wrong
           // secret, so a caller outside the network learns nothing about the credentials.
           if (ctx.oidc.route === 'token' && record && record.allowedCidrs.length > 0 && !ipAllowed(ctx.ip, record.allowedCidrs)) {
             throw new errors.InvalidClientAuth('source address not in the client allowed networks');
@@ -204,7 +204,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     }
     return false;
   };
-  // Every person's token carries `sid` (DESIGN.md, "Tokens and claims"), so the agentserver can
+  // Every person's token carries `sid` (docs/architecture.md, "Tokens and claims"), so the agentserver can
   // tie a token to a sign-in session; oidc-provider includes it only for logout-aware clients.
   ClientClass.prototype.includeSid = () => true;
   return provider;
