@@ -235,10 +235,7 @@ export function userRoutes(router: Router, deps: UserRouteDeps): void {
       ctx,
       linkOncePage(r.frame, {
         title: 'Factors reset',
-        intro: html`<p>
-          The authenticator app, passkeys and backup codes of <strong>${person.email}</strong> were removed and their sessions ended. With
-          this link they set up new factors.
-        </p>`,
+        intro: html`<p>The authenticator app, passkeys and backup codes of <strong>${person.email}</strong> were removed and their sessions ended. With this link they set up new factors.</p>`,
         url: enrollUrl(inv.token),
         expiresAt: inv.expires_at,
         back: page,

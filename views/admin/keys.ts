@@ -26,43 +26,25 @@ export function keysPage(
     section: 'keys',
     notice: p.notice ?? null,
     error: p.error ?? null,
-    body: html`<p class="muted">
-        A next key is published before it signs anything (for at least ${p.jwksMaxAgeSeconds} s, the JWKS cache lifetime); a retired key
-        stays published until every token it signed has expired.
-      </p>
-      <table aria-label="Signing keys">
-        <thead>
-          <tr>
-            <th scope="col">Key ID</th>
-            <th scope="col">Algorithm</th>
-            <th scope="col">State</th>
-            <th scope="col">Created</th>
-            <th scope="col">Activated</th>
-            <th scope="col">Retired</th>
-            <th scope="col">Published until</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${keys.map(
-            (k) =>
-              html`<tr>
-                <td data-label="Key ID"><code>${k.kid}</code></td>
-                <td data-label="Algorithm">${k.alg}</td>
-                <td data-label="State"><span class="status ${k.state}">${k.state}</span></td>
-                <td data-label="Created">${when(k.created_at)}</td>
-                <td data-label="Activated">${when(k.activated_at, '—')}</td>
-                <td data-label="Retired">${when(k.retired_at, '—')}</td>
-                <td data-label="Published until">
-                  ${k.state === 'retired' ? when(k.published_until, '—') : html`<span class="muted">while in use</span>`}
-                </td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>
-      <form method="post" action="/admin/keys/rotate">
-        <input type="hidden" name="_csrf" value="${f.csrf}" />
-        <p>Rotating promotes each next key to current, retires the current one and publishes a new next key.</p>
-        <button type="submit">Rotate now</button>
-      </form>`,
+    body: html`<p class="muted">A next key is published before it signs anything (for at least ${p.jwksMaxAgeSeconds} s, the JWKS cache lifetime); a retired key stays published until every token it signed has expired.</p>
+<table aria-label="Signing keys">
+<thead><tr><th scope="col">Key ID</th><th scope="col">Algorithm</th><th scope="col">State</th><th scope="col">Created</th><th scope="col">Activated</th><th scope="col">Retired</th><th scope="col">Published until</th></tr></thead>
+<tbody>${keys.map(
+      (k) => html`<tr>
+<td data-label="Key ID"><code>${k.kid}</code></td>
+<td data-label="Algorithm">${k.alg}</td>
+<td data-label="State"><span class="status ${k.state}">${k.state}</span></td>
+<td data-label="Created">${when(k.created_at)}</td>
+<td data-label="Activated">${when(k.activated_at, '—')}</td>
+<td data-label="Retired">${when(k.retired_at, '—')}</td>
+<td data-label="Published until">${k.state === 'retired' ? when(k.published_until, '—') : html`<span class="muted">while in use</span>`}</td>
+</tr>`,
+    )}</tbody>
+</table>
+<form method="post" action="/admin/keys/rotate">
+<input type="hidden" name="_csrf" value="${f.csrf}">
+<p>Rotating promotes each next key to current, retires the current one and publishes a new next key.</p>
+<button type="submit">Rotate now</button>
+</form>`,
   });
 }
