@@ -114,6 +114,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       trustProxy: config.trustProxy,
       refreshIdleTtl: config.refreshIdleTtl,
       refreshAbsoluteTtl: config.refreshAbsoluteTtl,
+      session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
     });
   let provider = makeProvider();
   let callback = provider.callback();

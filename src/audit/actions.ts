@@ -24,6 +24,8 @@ export const AUDIT_ACTIONS = [
   'client.delete',
   'client.secret_rotate',
   'key.rotate',
+  // A compromised key withdrawn: out of the JWKS at once, replaced by freshly generated keys.
+  'key.revoke',
   // A rotated refresh token came back: the grant was revoked (RFC 9700 §4.14.2).
   'token.refresh_reuse',
   'ratelimit.trip',

@@ -17,7 +17,8 @@ export interface OidcPayloadTable {
   consumed_at: Timestamp | null;
 }
 
-export type KeyState = 'next' | 'current' | 'retired';
+/** revoked: withdrawn as compromised; never published or used again, private part erased. */
+export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
 
 export interface SigningKeyTable {
   kid: string;
@@ -31,6 +32,7 @@ export interface SigningKeyTable {
   retired_at: Timestamp | null;
   /** A retired key stays in the JWKS until every token it signed has expired. */
   publish_until: Timestamp | null;
+  revoked_at: Timestamp | null;
 }
 
 export type ClientKind = 'service' | 'browser';

@@ -14,6 +14,7 @@ import { rpInitiatedLogout } from './logout.ts';
 import { ACR_VALUES, requestedAcr, satisfiesAcr } from './acr.ts';
 import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL } from './lifetimes.ts';
 import type { Db } from '../db/handle.ts';
+import { expiresWithSession, extendOnRefresh, sessionTtl, type SessionLimits } from './session-lifetime.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -28,6 +29,7 @@ export interface ProviderDeps {
   trustProxy: boolean;
   refreshIdleTtl: number;
   refreshAbsoluteTtl: number;
+  session: SessionLimits;
 }
 
 /** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
@@ -97,14 +99,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
     // a consent screen (oidc-provider otherwise drops offline_access unless prompt=consent). They
     // expire with the sign-in session, so logging out or a password change ends them too.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // offline_access included: a person's refresh tokens die with the session (./session-lifetime.ts).
+    expiresWithSession,
     ttl: {
       AccessToken: ACCESS_TOKEN_TTL,
       ClientCredentials: ACCESS_TOKEN_TTL,
       AuthorizationCode: AUTHORIZATION_CODE_TTL,
       IdToken: ID_TOKEN_TTL,
       Interaction: INTERACTION_TTL,
-      Grant: deps.refreshAbsoluteTtl,
-      Session: deps.refreshAbsoluteTtl,
+      // A grant belongs to one session, which ends by GATEHOUSE_SESSION_MAX_TTL at the latest.
+      Grant: deps.session.maxTtl,
+      Session: (_ctx, session) => sessionTtl(deps.session, session as { loginTs?: number }),
       // Idle lifetime per token, capped by the absolute lifetime of the grant it belongs to.
       RefreshToken: (ctx, token) => {
         const issued = (token as any).iiat ?? (token as any).iat;
@@ -207,5 +212,6 @@ export function buildProvider(deps: ProviderDeps): Provider {
   // Every person's token carries `sid` (docs/architecture.md, "Tokens and claims"), so the agentserver can
   // tie a token to a sign-in session; oidc-provider includes it only for logout-aware clients.
   ClientClass.prototype.includeSid = () => true;
+  extendOnRefresh(provider, deps.db, deps.session);
   return provider;
 }
