@@ -64,6 +64,8 @@ export interface Gatehouse {
   app: Koa;
   /** Events waiting to be appended (bounded: see AuditQueue). */
   auditQueue: AuditQueue;
+  /** Client-authentication failures not yet audited (flushed every minute and at close). */
+  authFailures: ClientAuthFailures;
   /** Re-read keys and clients now (what the change feed does on every instance). */
   refresh(): Promise<void>;
   listen(): Promise<{ url: string; server: http.Server | https.Server }>;
@@ -235,6 +237,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     keyPolicy,
     app,
     auditQueue,
+    authFailures,
     provider: () => provider,
     keys: () => keySet,
     async refresh() {
