@@ -28,7 +28,10 @@ export const AUDIT_ACTIONS = [
   'key.revoke',
   // A rotated refresh token came back: the grant was revoked (RFC 9700 §4.14.2).
   'token.refresh_reuse',
+  // details {scope: 'address' | 'client', endpoint, limit, window_seconds}: once per key and window.
   'ratelimit.trip',
+  // Failed client authentications at /token, one event per client and minute: details {failures, addresses, window_start, window_end}.
+  'client.auth_failure',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -50,6 +50,8 @@ export interface ClientTable {
   roles: Json<string[]>;
   permissions: Json<string[]>;
   allowed_cidrs: Json<string[]>;
+  /** Token requests a minute at /token; null: the default. */
+  rate_limit: number | null;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }

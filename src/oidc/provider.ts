@@ -2,10 +2,10 @@
 // each with the reason (docs/architecture.md, "oidc-provider defaults that Gatehouse changes"). People come
 // in through ./account-hooks.ts, logout pages through ./logout.ts.
 import crypto from 'node:crypto';
-import ipaddr from 'ipaddr.js';
-import Provider, { errors, interactionPolicy, type Configuration } from 'oidc-provider';
-import type { ClientCache } from '../clients/client-cache.ts';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientCache, ClientRecord } from '../clients/client-cache.ts';
 import { secretMatches } from '../clients/secret.ts';
+import { ipAllowed } from '../clients/networks.ts';
 import type { KeySet } from '../keys/keys.service.ts';
 import { adapterFactory } from './adapter.ts';
 import { renderErrorPage } from './error-page.ts';
@@ -30,6 +30,8 @@ export interface ProviderDeps {
   refreshIdleTtl: number;
   refreshAbsoluteTtl: number;
   session: SessionLimits;
+  /** The client's token budget (src/oidc/rate-limit-hooks.ts); allowed networks are checked at client lookup there too. */
+  limitTokenRequest?: (ctx: KoaContextWithOIDC, client: ClientRecord) => Promise<void>;
 }
 
 /** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
@@ -45,23 +47,6 @@ function signInPolicy() {
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.add(acrValuesCheck());
   return policy;
-}
-
-function ipAllowed(ip: string, cidrs: string[]): boolean {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    addr = ipaddr.process(ip); // IPv4-mapped IPv6 becomes IPv4
-  } catch {
-    return false;
-  }
-  return cidrs.some((c) => {
-    try {
-      const [net, bits] = c.includes('/') ? ipaddr.parseCIDR(c) : [ipaddr.process(c), ipaddr.process(c).kind() === 'ipv4' ? 32 : 128];
-      return addr.kind() === net.kind() && addr.match(net, bits);
-    } catch {
-      return false;
-    }
-  });
 }
 
 export function buildProvider(deps: ProviderDeps): Provider {
@@ -162,6 +147,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
           if (ctx.oidc.route === 'token' && record && record.allowedCidrs.length > 0 && !ipAllowed(ctx.ip, record.allowedCidrs)) {
             throw new errors.InvalidClientAuth('source address not in the client allowed networks');
           }
+          if (record && deps.limitTokenRequest) await deps.limitTokenRequest(ctx, record);
           return {
             scope: 'agents',
             audience,

@@ -18,7 +18,7 @@ export interface AuditEventView {
 
 /** The chain check's result, as the page reports it. */
 export type AuditCheckView =
-  | { ok: true; events: number; checkpoints: number; lastCheckpointSeq: number | null }
+  | { ok: true; events: number; checkpoints: number; lastCheckpointSeq: number | null; fromCheckpointSeq?: number }
   | { ok: false; events: number; firstBadSeq: number; reason: string };
 
 export interface AuditFilter {
@@ -44,9 +44,11 @@ export function auditPage(
     section: 'audit',
     error: p.error ?? null,
     body: html`${
-      v.ok
-        ? html`<p class="chain ok" data-chain="ok">The audit chain verifies: ${v.events} event${v.events === 1 ? '' : 's'}, ${v.checkpoints} signed checkpoint${v.checkpoints === 1 ? '' : 's'}${v.lastCheckpointSeq ? ` (the last at event ${v.lastCheckpointSeq})` : ''}.</p>`
-        : html`<p role="alert" class="chain broken" data-chain="broken" data-first-bad-seq="${v.firstBadSeq}">The audit chain does not verify: the first bad event is ${v.firstBadSeq}. ${v.reason}</p>`
+      v.ok && v.fromCheckpointSeq
+        ? html`<p class="chain ok" data-chain="ok">The audit chain verifies: ${v.events} event${v.events === 1 ? '' : 's'}; the signed checkpoint at event ${v.fromCheckpointSeq} and the events after it were checked (<code>gatehouse audit verify</code> walks the whole chain).</p>`
+        : v.ok
+          ? html`<p class="chain ok" data-chain="ok">The audit chain verifies: ${v.events} event${v.events === 1 ? '' : 's'}, ${v.checkpoints} signed checkpoint${v.checkpoints === 1 ? '' : 's'}${v.lastCheckpointSeq ? ` (the last at event ${v.lastCheckpointSeq})` : ''}.</p>`
+          : html`<p role="alert" class="chain broken" data-chain="broken" data-first-bad-seq="${v.firstBadSeq}">The audit chain does not verify: the first bad event is ${v.firstBadSeq}. ${v.reason}</p>`
     }
 <form method="get" action="/admin/audit" class="filters" role="search">
 <div><label for="action">Action</label><select id="action" name="action"><option value="">any action</option>${AUDIT_ACTIONS.map((a) => html`<option value="${a}"${a === p.filter.action ? html` selected` : ''}>${a}</option>`)}</select></div>
