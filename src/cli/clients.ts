@@ -19,10 +19,35 @@ function readJwks(file: string | undefined): unknown {
   }
 }
 
+// The whole contract of `clients create`, as the README's "Clients" section explains it.
+const CREATE_HELP = `Options:
+  --name NAME                      shown on the sign-in page ("to continue to NAME") and in the audit log (required)
+  --grant GRANT                    repeatable: client_credentials (a service), or authorization_code
+                                   [+ refresh_token] (a browser application); never both kinds
+  --auth METHOD                    how the client authenticates at /token, introspection and revocation:
+                                     client_secret_basic  secret in the Authorization header (default)
+                                     client_secret_post   secret in the form body (libraries that default to it)
+                                     private_key_jwt      a JWT signed with the client's own key (--jwks-file)
+                                     tls_client_auth      a TLS client certificate (--tls-subject-dn)
+                                   A secret is printed once; Gatehouse keeps only its hash.
+  --public                         a public browser application (PKCE only, no secret): same as --auth none
+  --jwks-file FILE                 the client's public keys (a JWKS), for private_key_jwt
+  --tls-subject-dn DN              the certificate subject, exactly, for tls_client_auth
+  --role ROLE                      repeatable, services only: viewer, operator, admin, owner, auditor
+  --permission KIND:ID:ACTION      repeatable, services only: e.g. agent:summarizer:inject
+  --allow-cidr CIDR                repeatable, services only: networks the client may call /token from
+  --redirect-uri URL               repeatable, browser applications: exact-match callback (https, http on localhost)
+  --post-logout-redirect-uri URL   repeatable, browser applications: where /session/end may send the
+                                   person after signing out (RP-Initiated Logout 1.0, exact match)
+  --introspect                     a resource server: may introspect tokens issued to other clients
+                                   (without it a client sees active:true only for its own tokens)
+  --json                           print {"client_id", "client_secret"?} as JSON`;
+
 export const clientCommands: Command[] = [
   {
     name: 'clients create',
     summary: 'create a service client or a browser application',
+    help: CREATE_HELP,
     options: {
       name: { type: 'string' },
       grant: { type: 'string', multiple: true },
@@ -35,6 +60,7 @@ export const clientCommands: Command[] = [
       public: { type: 'boolean' },
       'jwks-file': { type: 'string' },
       'tls-subject-dn': { type: 'string' },
+      introspect: { type: 'boolean' },
     },
     async run(ctx, v) {
       if (v.public && v.auth) throw new GatehouseError('VALIDATION', '--public and --auth exclude each other');
@@ -51,6 +77,7 @@ export const clientCommands: Command[] = [
             postLogoutRedirectUris: v['post-logout-redirect-uri'],
             jwks: readJwks(v['jwks-file']) as any,
             tlsSubjectDn: v['tls-subject-dn'],
+            introspect: v.introspect === true,
           }),
         (c) => ({
           action: 'client.create',
@@ -63,6 +90,7 @@ export const clientCommands: Command[] = [
             roles: v.role ?? [],
             permissions: v.permission ?? [],
             allowed_cidrs: v['allow-cidr'] ?? [],
+            introspect: v.introspect === true,
           },
         }),
       );

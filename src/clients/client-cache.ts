@@ -15,6 +15,8 @@ export interface ClientRecord {
   roles: string[];
   permissions: string[];
   allowedCidrs: string[];
+  /** Registered as a resource server (`clients create --introspect`). */
+  introspect: boolean;
 }
 
 const MAX_ENTRIES = 10_000;
@@ -31,6 +33,7 @@ export function toRecord(row: ClientRow): ClientRecord {
     roles: row.roles,
     permissions: row.permissions,
     allowedCidrs: row.allowed_cidrs,
+    introspect: row.introspect === true,
   };
 }
 

@@ -11,7 +11,9 @@ import { GatehouseError, parseOrThrow } from '../errors.ts';
 import * as repo from './clients.repository.ts';
 import { hashClientSecret, newClientId, newClientSecret } from './secret.ts';
 
-export const AUTH_METHODS = ['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none'] as const;
+/** The methods where Gatehouse issues a secret (RFC 6749 §2.3.1: in the Authorization header, or in the form body). */
+export const SECRET_AUTH_METHODS: readonly AuthMethod[] = ['client_secret_basic', 'client_secret_post'];
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /** How long a rotated-out secret keeps working, so a fleet can roll over without downtime. */
@@ -72,6 +74,7 @@ const createSchema = z
     postLogoutRedirectUris: z.array(redirectUri).max(20).default([]),
     jwks: publicJwks.optional(),
     tlsSubjectDn: z.string().max(500).optional(),
+    introspect: z.boolean().default(false),
   })
   .superRefine((v, ctx) => {
     const service = v.grants.includes('client_credentials');
@@ -89,6 +92,8 @@ const createSchema = z
     if (service && v.redirectUris.length > 0)
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client has no redirect URIs' });
     if (service && v.auth === 'none') ctx.addIssue({ code: 'custom', path: ['auth'], message: 'a service client must authenticate' });
+    if (v.introspect && v.auth === 'none')
+      ctx.addIssue({ code: 'custom', path: ['introspect'], message: 'a client that introspects tokens must authenticate' });
     if (v.auth === 'private_key_jwt' && !v.jwks)
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client public keys (a JWKS)' });
     if (v.auth === 'tls_client_auth' && !v.tlsSubjectDn)
@@ -107,7 +112,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cr
   const v = parseOrThrow(createSchema, input);
   const kind = v.grants.includes('client_credentials') ? 'service' : 'browser';
   const clientId = newClientId(kind);
-  const secret = v.auth === 'client_secret_basic' ? newClientSecret() : undefined;
+  const secret = SECRET_AUTH_METHODS.includes(v.auth) ? newClientSecret() : undefined;
   const metadata: Record<string, unknown> = {
     client_name: v.name,
     grant_types: [...new Set(v.grants)],
@@ -128,6 +133,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cr
       roles: JSON.stringify([...new Set(v.roles)]),
       permissions: JSON.stringify([...new Set(v.permissions)]),
       allowed_cidrs: JSON.stringify(v.allowedCidrs),
+      introspect: v.introspect,
     });
     await bumpVersion(trx, 'clients');
   });
@@ -144,6 +150,7 @@ export interface ClientSummary {
   permissions: string[];
   allowed_cidrs: string[];
   redirect_uris: string[];
+  introspect: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -160,6 +167,7 @@ export function summarize(row: ClientRow): ClientSummary {
     permissions: row.permissions,
     allowed_cidrs: row.allowed_cidrs,
     redirect_uris: m.redirect_uris ?? [],
+    introspect: row.introspect === true,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   };

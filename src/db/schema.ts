@@ -48,6 +48,8 @@ export interface ClientTable {
   roles: Json<string[]>;
   permissions: Json<string[]>;
   allowed_cidrs: Json<string[]>;
+  /** A resource server: may introspect tokens issued to other clients (RFC 7662). */
+  introspect: Generated<boolean>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }
