@@ -16,6 +16,7 @@ import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL
 import type { Db } from '../db/handle.ts';
 import { accessTokenChecker, GRANT_CLAIM } from './access-token.ts';
 import { introspectJwtAccessTokens, introspectionFeature } from './introspection.ts';
+import { allowFormPostToRedirectUri } from './form-post.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -215,5 +216,6 @@ export function buildProvider(deps: ProviderDeps): Provider {
   ClientClass.prototype.includeSid = () => true;
   const check = accessTokenChecker({ issuer: deps.issuer, audience, keys: () => deps.keys, db: deps.db, clients });
   introspectJwtAccessTokens(provider, { clients, check });
+  allowFormPostToRedirectUri(provider);
   return provider;
 }
