@@ -24,6 +24,9 @@ import { listen, withTokenFastPath, type Listening } from './http/server.ts';
 import { assertClientCertificateTrust } from './http/client-cert-trust.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
+import { accessTokenChecker } from './oidc/access-token.ts';
+import { userinfoRoutes } from './oidc/userinfo.ts';
+import { postRequestRoutes } from './oidc/post-requests.ts';
 import { instrumentProvider } from './oidc/instrument.ts';
 import { staticRoutes } from './http/static.ts';
 import { bodyParser } from '@koa/bodyparser';
@@ -212,6 +215,10 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     log,
   });
   jwksRoute(router, { keys: () => keySet, maxAgeSeconds: config.jwksMaxAgeSeconds });
+  userinfoRoutes(router, {
+    check: accessTokenChecker({ issuer: config.issuer, audience: config.audience, keys: () => keySet, db: db.kysely, clients }),
+  });
+  postRequestRoutes(router);
   staticRoutes(router);
   app.use(router.routes());
   app.use(router.allowedMethods());

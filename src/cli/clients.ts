@@ -19,10 +19,37 @@ function readJwks(file: string | undefined): unknown {
   }
 }
 
+// The whole contract of `clients create`, as the README's "Clients" section explains it.
+const CREATE_HELP = `Options:
+  --name NAME                      shown on the sign-in page ("to continue to NAME") and in the audit log (required)
+  --grant GRANT                    repeatable: client_credentials (a service), or authorization_code
+                                   [+ refresh_token] (a browser application); never both kinds
+  --auth METHOD                    how the client authenticates at /token, introspection and revocation:
+                                     client_secret_basic  secret in the Authorization header (default)
+                                     client_secret_post   secret in the form body (libraries that default to it)
+                                     private_key_jwt      a JWT signed with the client's own key (--jwks-file)
+                                     tls_client_auth      a TLS client certificate (--tls-subject-dn)
+                                   A secret is printed once; Gatehouse keeps only its hash.
+  --public                         a public browser application (PKCE only, no secret): same as --auth none
+  --jwks-file FILE                 the client's public keys (a JWKS), for private_key_jwt
+  --tls-subject-dn DN              the certificate subject, exactly, for tls_client_auth
+  --role ROLE                      repeatable, services only: viewer, operator, admin, owner, auditor
+  --permission KIND:ID:ACTION      repeatable, services only: e.g. agent:summarizer:inject
+  --allow-cidr CIDR                repeatable, services only: networks the client may authenticate from
+                                   (/token, introspection, revocation)
+  --rate-limit N                   token requests a minute at /token (default 600); over it: 429 + Retry-After
+  --redirect-uri URL               repeatable, browser applications: exact-match callback (https, http on localhost)
+  --post-logout-redirect-uri URL   repeatable, browser applications: where /session/end may send the
+                                   person after signing out (RP-Initiated Logout 1.0, exact match)
+  --introspect                     a resource server: may introspect tokens issued to other clients
+                                   (without it a client sees active:true only for its own tokens)
+  --json                           print {"client_id", "client_secret"?} as JSON`;
+
 export const clientCommands: Command[] = [
   {
     name: 'clients create',
     summary: 'create a service client or a browser application',
+    help: CREATE_HELP,
     options: {
       name: { type: 'string' },
       grant: { type: 'string', multiple: true },
@@ -36,6 +63,7 @@ export const clientCommands: Command[] = [
       'jwks-file': { type: 'string' },
       'tls-subject-dn': { type: 'string' },
       'rate-limit': { type: 'string' },
+      introspect: { type: 'boolean' },
     },
     async run(ctx, v) {
       if (v.public && v.auth) throw new GatehouseError('VALIDATION', '--public and --auth exclude each other');
@@ -56,6 +84,7 @@ export const clientCommands: Command[] = [
             jwks: readJwks(v['jwks-file']) as any,
             tlsSubjectDn: v['tls-subject-dn'],
             rateLimit,
+            introspect: v.introspect === true,
           }),
         (c) => ({
           action: 'client.create',
@@ -69,6 +98,7 @@ export const clientCommands: Command[] = [
             permissions: v.permission ?? [],
             allowed_cidrs: v['allow-cidr'] ?? [],
             ...(rateLimit !== undefined ? { rate_limit: rateLimit } : {}),
+            introspect: v.introspect === true,
           },
         }),
       );

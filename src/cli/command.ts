@@ -7,6 +7,8 @@ export interface Command {
   /** e.g. "clients create" */
   name: string;
   summary: string;
+  /** Shown by `gatehouse <command> --help`: every option and what it means. */
+  help?: string;
   options: NonNullable<ParseArgsConfig['options']>;
   /** A command whose output is a finding, not an error (a failed audit verify), sets exitCode and may say why on stderr. */
   run(ctx: CliContext, values: Record<string, any>): Promise<{ json: unknown; text: string; exitCode?: number; stderr?: string }>;

@@ -38,7 +38,10 @@ export async function runCli(
   const words = argv.filter((a) => !a.startsWith('-'));
   const command = commands.find((c) => c.name === words.slice(0, c.name.split(' ').length).join(' '));
   if (!command || argv.includes('--help') || argv.includes('-h')) {
-    (command || argv.length === 0 || argv.includes('--help') ? out : err).write(usage(commands) + '\n');
+    const text = command?.help
+      ? `usage: gatehouse ${command.name} [options] [--json]\n\n${command.summary}\n\n${command.help}`
+      : usage(commands);
+    (command || argv.length === 0 || argv.includes('--help') ? out : err).write(text + '\n');
     return command || argv.length === 0 || argv.includes('--help') ? 0 : 2;
   }
   let values: Record<string, any>;

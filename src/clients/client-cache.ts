@@ -18,6 +18,8 @@ export interface ClientRecord {
   allowedCidrs: string[];
   /** Token requests a minute at /token (the default when none was set). */
   rateLimit: number;
+  /** Registered as a resource server (`clients create --introspect`). */
+  introspect: boolean;
 }
 
 const MAX_ENTRIES = 10_000;
@@ -35,6 +37,7 @@ export function toRecord(row: ClientRow): ClientRecord {
     permissions: row.permissions,
     allowedCidrs: row.allowed_cidrs,
     rateLimit: row.rate_limit ?? DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE,
+    introspect: row.introspect === true,
   };
 }
 

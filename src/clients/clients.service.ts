@@ -12,7 +12,9 @@ import * as repo from './clients.repository.ts';
 import { hashClientSecret, newClientId, newClientSecret } from './secret.ts';
 import { DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE, MAX_CLIENT_TOKEN_REQUESTS_PER_MINUTE } from './rate-limit.ts';
 
-export const AUTH_METHODS = ['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none'] as const;
+/** The methods where Gatehouse issues a secret (RFC 6749 §2.3.1: in the Authorization header, or in the form body). */
+export const SECRET_AUTH_METHODS: readonly AuthMethod[] = ['client_secret_basic', 'client_secret_post'];
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /** How long a rotated-out secret keeps working, so a fleet can roll over without downtime. */
@@ -79,6 +81,7 @@ const createSchema = z
     postLogoutRedirectUris: z.array(redirectUri).max(20).default([]),
     jwks: publicJwks.optional(),
     tlsSubjectDn: z.string().max(500).optional(),
+    introspect: z.boolean().default(false),
   })
   .superRefine((v, ctx) => {
     const service = v.grants.includes('client_credentials');
@@ -96,6 +99,8 @@ const createSchema = z
     if (service && v.redirectUris.length > 0)
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client has no redirect URIs' });
     if (service && v.auth === 'none') ctx.addIssue({ code: 'custom', path: ['auth'], message: 'a service client must authenticate' });
+    if (v.introspect && v.auth === 'none')
+      ctx.addIssue({ code: 'custom', path: ['introspect'], message: 'a client that introspects tokens must authenticate' });
     if (v.auth === 'private_key_jwt' && !v.jwks)
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client public keys (a JWKS)' });
     if (v.auth === 'tls_client_auth' && !v.tlsSubjectDn)
@@ -114,7 +119,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cr
   const v = parseOrThrow(createSchema, input);
   const kind = v.grants.includes('client_credentials') ? 'service' : 'browser';
   const clientId = newClientId(kind);
-  const secret = v.auth === 'client_secret_basic' ? newClientSecret() : undefined;
+  const secret = SECRET_AUTH_METHODS.includes(v.auth) ? newClientSecret() : undefined;
   const metadata: Record<string, unknown> = {
     client_name: v.name,
     grant_types: [...new Set(v.grants)],
@@ -136,6 +141,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cr
       permissions: JSON.stringify([...new Set(v.permissions)]),
       allowed_cidrs: JSON.stringify(v.allowedCidrs),
       rate_limit: v.rateLimit ?? null,
+      introspect: v.introspect,
     });
     await bumpVersion(trx, 'clients');
   });
@@ -154,6 +160,7 @@ export interface ClientSummary {
   /** Token requests a minute at /token. */
   rate_limit: number;
   redirect_uris: string[];
+  introspect: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -171,6 +178,7 @@ export function summarize(row: ClientRow): ClientSummary {
     allowed_cidrs: row.allowed_cidrs,
     rate_limit: row.rate_limit ?? DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE,
     redirect_uris: m.redirect_uris ?? [],
+    introspect: row.introspect === true,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   };

@@ -1,4 +1,4 @@
-// A client's allowed source networks (DESIGN.md, "Service clients"): `--allow-cidr`.
+// A client's allowed source networks (docs/architecture.md, "Service clients"): `--allow-cidr`.
 import ipaddr from 'ipaddr.js';
 
 export function ipAllowed(ip: string, cidrs: string[]): boolean {

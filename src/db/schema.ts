@@ -52,6 +52,8 @@ export interface ClientTable {
   allowed_cidrs: Json<string[]>;
   /** Token requests a minute at /token; null: the default. */
   rate_limit: number | null;
+  /** A resource server: may introspect tokens issued to other clients (RFC 7662). */
+  introspect: Generated<boolean>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }

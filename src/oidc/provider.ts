@@ -15,6 +15,9 @@ import { ACR_VALUES, requestedAcr, satisfiesAcr } from './acr.ts';
 import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL } from './lifetimes.ts';
 import type { Db } from '../db/handle.ts';
 import { expiresWithSession, extendOnRefresh, sessionTtl, type SessionLimits } from './session-lifetime.ts';
+import { accessTokenChecker, GRANT_CLAIM } from './access-token.ts';
+import { introspectJwtAccessTokens, introspectionFeature } from './introspection.ts';
+import { allowFormPostToRedirectUri } from './form-post.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -59,7 +62,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     cookies: { keys: deps.cookieKeys },
     clients: [],
     // Only the client authentication methods Gatehouse supports are advertised and accepted.
-    clientAuthMethods: ['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none'],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
@@ -105,7 +108,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     features: {
       devInteractions: { enabled: false }, // never in production; Gatehouse has its own pages
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
+      introspection: introspectionFeature(clients),
       revocation: { enabled: true },
       userinfo: { enabled: true },
       dPoP: { enabled: false }, // offline verifiers would have to check proofs; not offered
@@ -149,7 +152,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
           }
           if (record && deps.limitTokenRequest) await deps.limitTokenRequest(ctx, record);
           return {
-            scope: 'agents',
+            // What a token for the agentserver may carry. A person's token also carries the OIDC
+            // scopes granted, so `scope` in the token and in the token response says what was
+            // granted (RFC 6749 §5.1) and the token is accepted at userinfo (./userinfo.ts).
+            scope: client.grantTypeAllowed('client_credentials') ? 'agents' : 'openid offline_access email agents',
             audience,
             accessTokenTTL: ACCESS_TOKEN_TTL,
             accessTokenFormat: 'jwt',
@@ -166,7 +172,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
         return { roles: record?.roles ?? [], permissions: record?.permissions ?? [] };
       }
       if (token.kind === 'AccessToken' && (token as any).accountId) {
-        return accountTokenClaims(ctx, (token as any).accountId);
+        // The grant lets userinfo and introspection tell whether the token is still alive.
+        return { ...(await accountTokenClaims(ctx, (token as any).accountId)), [GRANT_CLAIM]: (token as any).grantId };
       }
       return undefined;
     },
@@ -199,5 +206,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
   // tie a token to a sign-in session; oidc-provider includes it only for logout-aware clients.
   ClientClass.prototype.includeSid = () => true;
   extendOnRefresh(provider, deps.db, deps.session);
+  const check = accessTokenChecker({ issuer: deps.issuer, audience, keys: () => deps.keys, db: deps.db, clients });
+  introspectJwtAccessTokens(provider, { clients, check });
+  allowFormPostToRedirectUri(provider);
   return provider;
 }

@@ -80,10 +80,15 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     return acr.length > 0 && acr.every((a) => a === ACR_PHR);
   }
 
+  const loginHint = (hint: unknown) => (typeof hint === 'string' && hint.length <= 254 && hint.includes('@') ? hint : undefined);
+
   const pageContext = (ctx: Context) => ({ nonce: ctx.state.cspNonce as string, csrf: deps.csrf.token(ctx) });
 
   function signIn(ctx: Context, d: Details, extra: { error?: string; email?: string } = {}, status = 200) {
-    page(ctx, d, signInPage({ ...pageContext(ctx), uid: d.uid, passkeyOnly: passkeyOnly(d), ...extra }), status);
+    // OIDC Core §3.1.2.1 login_hint: pre-fills Email only; the page is the same whether or not
+    // an account has that address, so the hint reveals nothing.
+    const email = extra.email ?? loginHint(d.params.login_hint);
+    page(ctx, d, signInPage({ ...pageContext(ctx), uid: d.uid, passkeyOnly: passkeyOnly(d), ...extra, email }), status);
   }
 
   async function secondFactor(

@@ -3,7 +3,7 @@ import { errors } from 'jose';
 /**
  * Why a token was refused. Stable: the agentserver may log, count or branch on these. Every one
  * of them means "401 with `WWW-Authenticate: Bearer error="invalid_token"`" (RFC 6750 §3.1)
- * except `jwks_unavailable`, which is the verifier's own trouble (503, not the caller's fault).
+ * except `jwks_unavailable` and `introspection_unavailable`, which is the verifier's own trouble (503, not the caller's fault).
  */
 export const VERIFY_ERROR_CODES = [
   'malformed', // not a compact JWS, bad JSON, a required claim missing or of the wrong shape
@@ -16,6 +16,8 @@ export const VERIFY_ERROR_CODES = [
   'expired',
   'not_yet_valid', // nbf in the future
   'jwks_unavailable', // the JWKS could not be fetched or is not a usable key set
+  'inactive', // { online: true }: Gatehouse says the token is no longer active (grant revoked, person disabled, key withdrawn)
+  'introspection_unavailable', // { online: true }: Gatehouse could not be asked (503, like jwks_unavailable)
 ] as const;
 
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];

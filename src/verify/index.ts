@@ -3,6 +3,9 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { parseClaims, type AccessTokenClaims } from './claims.ts';
 import { toVerifyError, VerifyError } from './errors.ts';
+import { introspector, type IntrospectionOptions } from './online.ts';
+
+export type { IntrospectionOptions } from './online.ts';
 
 export { can, hasRole, parseClaims, type AccessTokenClaims } from './claims.ts';
 export { VERIFY_ERROR_CODES, VerifyError, type VerifyErrorCode } from './errors.ts';
@@ -39,11 +42,20 @@ export interface VerifierOptions {
   cacheMaxAgeMs?: number;
   /** Abort a JWKS fetch after this long, ms. Default 5000. */
   timeoutMs?: number;
+  /** Client credentials for the online check (`verify(token, { online: true })`). */
+  introspection?: IntrospectionOptions;
+}
+
+export interface VerifyOptions {
+  /** After the offline checks, ask Gatehouse whether the token is still active (RFC 7662):
+   * rejects with `inactive` once its grant is revoked, its person disabled or its key withdrawn.
+   * Needs the `introspection` option of createVerifier. */
+  online?: boolean;
 }
 
 export interface Verifier {
   /** Resolves to the typed claims, or rejects with a VerifyError. */
-  verify(token: string): Promise<AccessTokenClaims>;
+  verify(token: string, options?: VerifyOptions): Promise<AccessTokenClaims>;
 }
 
 // RFC 9068 §4: the token MUST be rejected when alg is none; HS* with a public key as the shared
@@ -60,12 +72,16 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 // Whoever can change the JWKS in transit can mint tokens: plain http only where it cannot leave
 // the machine (the same rule docs/architecture.md, "Configuration", sets for the issuer).
-function jwksUrl(options: VerifierOptions): URL {
-  const url = new URL(options.jwksUri ?? `${options.issuer.replace(/\/+$/, '')}/jwks`);
+function checkedUrl(value: string, name = 'introspection endpoint'): URL {
+  const url = new URL(value);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    throw new TypeError('jwksUri must be https (http is allowed only on a loopback host)');
+    throw new TypeError(`${name} must be https (http is allowed only on a loopback host)`);
   }
   return url;
+}
+
+function jwksUrl(options: VerifierOptions): URL {
+  return checkedUrl(options.jwksUri ?? `${options.issuer.replace(/\/+$/, '')}/jwks`, 'jwksUri');
 }
 
 // Separate "no such key" (the token's fault, or a rotation: jose refetches) from "could not get
@@ -95,10 +111,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const algorithms = checkAlgorithms(options.algorithms ?? DEFAULT_ALGORITHMS);
   const clockTolerance = options.clockToleranceSeconds ?? 30;
   const getKey = keyResolver(options);
+  const isActive = options.introspection ? introspector(options.issuer, options.introspection, checkedUrl) : null;
 
   return {
-    async verify(token: string): Promise<AccessTokenClaims> {
+    async verify(token: string, verifyOptions: VerifyOptions = {}): Promise<AccessTokenClaims> {
       if (typeof token !== 'string' || token === '') throw new VerifyError('malformed', 'no token');
+      if (verifyOptions.online && !isActive) throw new TypeError('verify(token, { online: true }) needs the introspection option');
+      let claims: AccessTokenClaims;
       try {
         const { payload } = await jwtVerify(token, getKey, {
           algorithms,
@@ -108,10 +127,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
           clockTolerance,
           requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id'],
         });
-        return parseClaims(payload);
+        claims = parseClaims(payload);
       } catch (err) {
         throw toVerifyError(err);
       }
+      // Offline first: a forged or expired token never costs a request to Gatehouse.
+      if (verifyOptions.online && !(await isActive!(token, claims.exp))) {
+        throw new VerifyError('inactive', 'Gatehouse reports the token as no longer active');
+      }
+      return claims;
     },
   };
 }

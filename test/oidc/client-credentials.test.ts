@@ -61,7 +61,7 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
     expect(meta.response_types_supported).toEqual(['code']);
     expect(new Set(meta.grant_types_supported)).toEqual(new Set(['authorization_code', 'refresh_token', 'client_credentials']));
     expect(new Set(meta.token_endpoint_auth_methods_supported)).toEqual(
-      new Set(['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none']),
+      new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none']),
     );
     expect(meta.code_challenge_methods_supported).toEqual(['S256']);
     expect(meta.introspection_endpoint).toBe(`${s.url}/token/introspection`);

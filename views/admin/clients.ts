@@ -45,6 +45,7 @@ export const EMPTY_CLIENT_FORM: ClientForm = {
 
 const AUTH_LABELS: Record<string, string> = {
   client_secret_basic: 'Client secret (client_secret_basic)',
+  client_secret_post: 'Client secret in the form body (client_secret_post)',
   private_key_jwt: 'Signed JWT with its own key (private_key_jwt)',
   tls_client_auth: 'TLS client certificate (tls_client_auth)',
   none: 'None: a public browser application (PKCE only)',
@@ -70,7 +71,7 @@ export function clientsPage(
       builtIn
         ? html`<span class="muted">managed by Gatehouse</span>`
         : html`${
-            c.auth === 'client_secret_basic'
+            c.auth === 'client_secret_basic' || c.auth === 'client_secret_post'
               ? html`<form method="post" action="/admin/clients/${c.client_id}/rotate-secret" class="inline">${csrf}<button type="submit" class="secondary" aria-label="Rotate secret of ${c.name}">Rotate secret</button></form>`
               : ''
           }
