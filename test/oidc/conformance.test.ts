@@ -4,7 +4,7 @@
 //
 // Modules of the plan that do not apply, and why:
 //  - oidcc-registration-* , oidcc-redirect-uri-query-*, oidcc-server-rotate-keys via registration:
-//    dynamic client registration is not offered (clients are registered by an owner; DESIGN.md).
+//    dynamic client registration is not offered (clients are registered by an owner; docs/architecture.md, "Service clients").
 //  - oidcc-userinfo-rs256 (signed userinfo): not offered; discovery advertises no userinfo signing alg.
 //  - oidcc-scope-profile/-address/-phone: Gatehouse knows only an email address; those scopes are
 //    not advertised, and (as the plan allows) a request naming them succeeds without their claims:
