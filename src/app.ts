@@ -32,6 +32,7 @@ import { staticRoutes } from './http/static.ts';
 import { bodyParser } from '@koa/bodyparser';
 import { createCsrf } from './http/csrf.ts';
 import { createBruteForce } from './signin/brute-force.ts';
+import { createDeviceCookies } from './signin/device-cookie.ts';
 import { signInRoutes } from './signin/routes.ts';
 import { enrollRoutes } from './enroll/routes.ts';
 import { accountRoutes } from './self-service/routes.ts';
@@ -198,7 +199,8 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     signIn: signInService(db.kysely, factors),
     provider: () => provider,
     csrf,
-    bruteForce: createBruteForce(db),
+    bruteForce: createBruteForce(db, { ipWindowSeconds: config.signinIpWindow }),
+    deviceCookies: createDeviceCookies({ key: deriveKey(masterKey, 'gatehouse device cookie v1'), secure: isHttps }),
     audit,
   });
   enrollRoutes(router, { enrollment: enrollmentService(db.kysely, factors), csrf, audit, afterEnrollment: '/account' });

@@ -226,7 +226,10 @@ export async function endAllSessions(db: Db, id: string): Promise<{ deleted: num
   });
 }
 
-export type PasswordSignIn = { ok: true; account: Account } | { ok: false; reason: 'invalid' | 'disabled' };
+export type PasswordSignIn =
+  | { ok: true; account: Account }
+  /** `accountId`: the existing account the email named, for the audit's target (never shown to the person). */
+  | { ok: false; reason: 'invalid' | 'disabled'; accountId: string | null };
 
 /**
  * The password step of sign-in. An unknown email, a malformed one, a passkey-only account and
@@ -241,8 +244,8 @@ export async function authenticatePassword(db: Db, email: unknown, password: unk
     if (!(err instanceof GatehouseError)) throw err;
   }
   const ok = await verifyPassword(row?.password_hash ?? null, password);
-  if (!ok || !row) return { ok: false, reason: 'invalid' };
-  if (row.status !== 'active') return { ok: false, reason: 'disabled' };
+  if (!ok || !row) return { ok: false, reason: 'invalid', accountId: row?.id ?? null };
+  if (row.status !== 'active') return { ok: false, reason: 'disabled', accountId: row.id };
   if (passwordNeedsRehash(row.password_hash!)) {
     // Parameters were raised since this hash was made: upgrade it while the password is at hand.
     await repo.updateAccount(db, row.id, { password_hash: await hashPassword(password as string) });

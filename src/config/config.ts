@@ -36,6 +36,11 @@ const schema = z.object({
   // watch a session end; short values only make sessions stricter.
   GATEHOUSE_SESSION_IDLE_TTL: durationSeconds('GATEHOUSE_SESSION_IDLE_TTL', 1800, 1),
   GATEHOUSE_SESSION_MAX_TTL: durationSeconds('GATEHOUSE_SESSION_MAX_TTL', 12 * 3600, 1),
+  // The window of the per-address sign-in failure limit (5 failures in it): stricter when longer;
+  // shorter only for tests that must see a window pass (src/signin/brute-force.ts).
+  GATEHOUSE_SIGNIN_IP_WINDOW: durationSeconds('GATEHOUSE_SIGNIN_IP_WINDOW', 60, 1).pipe(
+    z.number().max(86400, 'GATEHOUSE_SIGNIN_IP_WINDOW must be at most 86400'),
+  ),
   GATEHOUSE_TRUST_PROXY: z.enum(['true', 'false', '1', '0', '']).default('false'),
   GATEHOUSE_TLS_CERT_FILE: z.string().optional(),
   GATEHOUSE_TLS_KEY_FILE: z.string().optional(),
@@ -75,6 +80,8 @@ export interface Config {
   sessionIdleTtl: number;
   /** …and at the latest this long after the sign-in, whatever the activity. */
   sessionMaxTtl: number;
+  /** Seconds of the per-address window of sign-in failures. */
+  signinIpWindow: number;
   trustProxy: boolean;
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   maxBodyBytes: number;
@@ -139,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshAbsoluteTtl: e.GATEHOUSE_REFRESH_ABSOLUTE_TTL,
     sessionIdleTtl: e.GATEHOUSE_SESSION_IDLE_TTL,
     sessionMaxTtl: e.GATEHOUSE_SESSION_MAX_TTL,
+    signinIpWindow: e.GATEHOUSE_SIGNIN_IP_WINDOW,
     trustProxy: e.GATEHOUSE_TRUST_PROXY === 'true' || e.GATEHOUSE_TRUST_PROXY === '1',
     tls: e.GATEHOUSE_TLS_CERT_FILE
       ? { certFile: e.GATEHOUSE_TLS_CERT_FILE, keyFile: e.GATEHOUSE_TLS_KEY_FILE!, caFile: e.GATEHOUSE_TLS_CA_FILE || null }

@@ -15,7 +15,8 @@ import type { AuditAction } from '../audit/actions.ts';
 import { ACR_PHR, requestedAcr } from '../oidc/acr.ts';
 import { signInPage, secondFactorPage, tooManyAttemptsPage } from '../../views/signin.ts';
 import { errorView } from '../../views/error.ts';
-import type { BruteForce } from './brute-force.ts';
+import type { Attempt, BruteForce, Subject, Ticket } from './brute-force.ts';
+import type { DeviceCookies } from './device-cookie.ts';
 import type { SignInService } from './signin.service.ts';
 import crypto from 'node:crypto';
 
@@ -24,6 +25,7 @@ export interface SignInDeps {
   provider: () => Provider;
   csrf: Csrf;
   bruteForce: BruteForce;
+  deviceCookies: DeviceCookies;
   audit: AuditSink;
 }
 
@@ -130,23 +132,38 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     outcome: 'success' | 'failure' | 'denied',
     actor: string,
     details: Record<string, unknown> = {},
+    target: string | null = actor.startsWith('usr_') ? actor : null,
   ) =>
     deps.audit({
       action,
       outcome,
       actor,
       ip: ctx.ip,
-      target: actor.startsWith('usr_') ? actor : null,
+      target,
       requestId: ctx.state.requestId,
       details,
     });
 
-  /** Guard a step: CSRF, then the brute-force budget of this IP and account. */
-  async function guard(ctx: Context, key: string, uid: string, json = false): Promise<boolean> {
+  /** Who attempts: this address, the account's key, and this browser's device cookie for that account if valid. */
+  const subject = (ctx: Context, key: string): Subject => ({
+    ip: ctx.ip,
+    accountKey: key,
+    device: key.startsWith('email:') ? deps.deviceCookies.read(ctx, key) : null,
+  });
+
+  /** Guard a step: CSRF, then take the brute-force points of this attempt before anything is verified. */
+  async function guard(ctx: Context, key: string, uid: string, json = false): Promise<Ticket | null> {
     deps.csrf.verify(ctx, json ? ctx.get('x-csrf-token') : (ctx.request.body as any)?._csrf);
-    const verdict = await deps.bruteForce.check(ctx.ip, key);
-    if (verdict.allowed) return true;
-    await audit(ctx, 'ratelimit.trip', 'denied', 'anonymous', { scope: verdict.scope, step: ctx.path.split('/').pop() });
+    const verdict = await deps.bruteForce.attempt(subject(ctx, key));
+    if (verdict.allowed) return verdict.ticket;
+    await refuse(ctx, verdict, uid, json);
+    return null;
+  }
+
+  async function refuse(ctx: Context, verdict: Exclude<Attempt, { allowed: true }>, uid: string, json: boolean) {
+    // Audited once per key and window (the refusal that went over), not once per refused request.
+    if (verdict.firstRefusal)
+      await audit(ctx, 'ratelimit.trip', 'denied', 'anonymous', { scope: verdict.scope, step: ctx.path.split('/').pop() });
     if (json) {
       ctx.status = 429;
       ctx.set('retry-after', String(verdict.retryAfterSeconds));
@@ -155,19 +172,29 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
         error_description: `Too many failed attempts. Wait ${verdict.retryAfterSeconds} seconds and try again.`,
       };
     } else tooMany(ctx, verdict.retryAfterSeconds, uid);
-    return false;
   }
 
-  async function failed(ctx: Context, key: string, actor: string, method: string, reason: string) {
-    const { tripped } = await deps.bruteForce.fail(ctx.ip, key);
-    await audit(ctx, 'signin.failure', 'failure', actor, { method, reason });
-    if (tripped) await audit(ctx, 'ratelimit.trip', 'denied', actor, { method });
+  /** A wrong credential: its points stay spent. `target`: the existing account it was for, if any. */
+  async function failed(ctx: Context, ticket: Ticket, actor: string, target: string | null, method: string, reason: string) {
+    const { tripped } = await deps.bruteForce.failed(ticket);
+    await audit(ctx, 'signin.failure', 'failure', actor, { method, reason }, target);
+    if (tripped) await audit(ctx, 'ratelimit.trip', 'denied', actor, { method }, target);
   }
 
   /** The last step: the person is signed in with these methods. */
-  async function finish(ctx: Context, d: Details, accountId: string, email: string, amr: string[], method: string, asJson = false) {
+  async function finish(
+    ctx: Context,
+    d: Details,
+    ticket: Ticket,
+    accountId: string,
+    email: string,
+    amr: string[],
+    method: string,
+    asJson = false,
+  ) {
     const acr = service.level(amr, d.params.acr_values);
     if (acr === null) {
+      await deps.bruteForce.passed(ticket);
       // acr_values asked for more than this sign-in gives: say so rather than hand back less.
       const result = { error: 'access_denied', error_description: 'the requested authentication level could not be met' };
       if (asJson)
@@ -178,7 +205,8 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       }
       return;
     }
-    await Promise.all([service.finish(d.uid, accountId), deps.bruteForce.succeed(accountKey(email))]);
+    await Promise.all([service.finish(d.uid, accountId), deps.bruteForce.finished(ticket)]);
+    deps.deviceCookies.issue(ctx, accountKey(email));
     await audit(ctx, 'signin.success', 'success', accountId, { method, amr, acr, client_id: d.params.client_id });
     const result = { login: { accountId, amr: [...new Set([...amr, 'mfa'])], acr, remember: true } };
     if (asJson) {
@@ -223,20 +251,21 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     if (d.prompt.name !== 'login' || passkeyOnly(d)) return signIn(ctx, d, { error: 'Sign in with a passkey.' }, 400);
     const body = (ctx.request.body ?? {}) as Record<string, unknown>;
     const email = typeof body.email === 'string' ? body.email.slice(0, 320) : '';
-    const key = accountKey(email);
-    if (!(await guard(ctx, key, d.uid))) return;
+    const ticket = await guard(ctx, accountKey(email), d.uid);
+    if (!ticket) return;
     const result = await service.password(d.uid, email, body.password);
     if (!result.ok && result.reason === 'no_second_factor') {
-      await failed(ctx, key, result.actor, 'password', 'no_second_factor');
+      await failed(ctx, ticket, result.actor, result.target, 'password', 'no_second_factor');
       return signIn(ctx, d, { error: 'This account has no second factor. Ask an owner to reset your factors.', email }, 403);
     }
     if (!result.ok) {
-      await failed(ctx, key, result.actor, 'password', result.reason);
+      await failed(ctx, ticket, result.actor, result.target, 'password', result.reason);
       // One message for an unknown email and a wrong password (no enumeration).
       const message =
         result.reason === 'disabled' ? 'This account is disabled. Ask an owner to re-enable it.' : 'Incorrect email or password.';
       return signIn(ctx, d, { error: message, email }, 401);
     }
+    await deps.bruteForce.passed(ticket);
     ctx.redirect(`/interaction/${d.uid}/second-factor`);
     ctx.status = 303;
   });
@@ -255,11 +284,11 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     if (!d) return;
     const flow = await service.flow(d.uid);
     if (!flow) return signIn(ctx, d, { error: 'Start again: enter your email and password.' }, 400);
-    const key = accountKey(flow.email);
-    if (!(await guard(ctx, key, d.uid))) return;
+    const ticket = await guard(ctx, accountKey(flow.email), d.uid);
+    if (!ticket) return;
     const r = await service.verifyCode(factor, flow.accountId, (ctx.request.body as any)?.code);
-    if (r.ok) return finish(ctx, d, flow.accountId, flow.email, [...flow.amr, ...factor.amr], `password+${factor.method}`);
-    await failed(ctx, key, flow.accountId, factor.method, r.reason);
+    if (r.ok) return finish(ctx, d, ticket, flow.accountId, flow.email, [...flow.amr, ...factor.amr], `password+${factor.method}`);
+    await failed(ctx, ticket, flow.accountId, flow.accountId, factor.method, r.reason);
     return secondFactor(ctx, d, flow.accountId, undefined, { factor, error: r.message });
   }
 
@@ -267,28 +296,35 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
 
   // Passkeys: JSON endpoints driven by static/passkey.js. Without a password first, this is the
   // usernameless sign-in (a discoverable credential); after one, a second factor for that account.
-  /** The interaction, the password step if any, and the brute-force key, once guarded. */
+  /** The interaction, the password step if any, and the brute-force key. */
   async function passkeyStep(ctx: Context) {
     const d = await details(ctx);
     if (!d) return null;
     ctx.type = 'json';
     const flow = await service.flow(d.uid);
-    const key = flow ? accountKey(flow.email) : usernamelessKey(ctx);
-    return (await guard(ctx, key, d.uid, true)) ? { d, flow, key } : null;
+    return { d, flow, key: flow ? accountKey(flow.email) : usernamelessKey(ctx) };
   }
 
   router.post('/interaction/:uid/passkey/options', async (ctx) => {
     const step = await passkeyStep(ctx);
-    if (step) ctx.body = await service.passkeyOptions(step.d.uid, step.flow?.accountId ?? null);
+    if (!step) return;
+    // Options verify nothing: refused while the budget is used up, but they take no points.
+    deps.csrf.verify(ctx, ctx.get('x-csrf-token'));
+    const verdict = await deps.bruteForce.peek(subject(ctx, step.key));
+    if (!verdict.allowed) return refuse(ctx, verdict, step.d.uid, true);
+    ctx.body = await service.passkeyOptions(step.d.uid, step.flow?.accountId ?? null);
   });
 
   router.post('/interaction/:uid/passkey/verify', async (ctx) => {
     const step = await passkeyStep(ctx);
     if (!step) return;
     const { d, flow, key } = step;
+    const ticket = await guard(ctx, key, d.uid, true);
+    if (!ticket) return;
     try {
       const signedIn = await service.passkey(d.uid, flow, (ctx.request.body as any)?.response);
       if (!signedIn.active) {
+        await deps.bruteForce.passed(ticket);
         ctx.status = 403;
         ctx.body = { error: 'account_disabled', error_description: 'This account is disabled. Ask an owner to re-enable it.' };
         return;
@@ -297,6 +333,7 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       await finish(
         ctx,
         d,
+        ticket,
         signedIn.accountId,
         signedIn.email,
         [...(flow?.amr ?? []), ...signedIn.amr],
@@ -304,7 +341,9 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
         true,
       );
     } catch (err) {
-      await failed(ctx, key, flow?.accountId ?? 'anonymous', service.factors.passkeys.method, isGatehouseError(err) ? err.code : 'invalid');
+      const accountId = flow?.accountId ?? 'anonymous';
+      const reason = isGatehouseError(err) ? err.code : 'invalid';
+      await failed(ctx, ticket, accountId, flow?.accountId ?? null, service.factors.passkeys.method, reason);
       ctx.status = isGatehouseError(err) && err.code === 'VALIDATION' ? 400 : 401;
       ctx.body = { error: 'passkey_failed', error_description: isGatehouseError(err) ? err.message : 'The passkey could not be verified.' };
     }

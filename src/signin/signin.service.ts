@@ -8,8 +8,10 @@ import { acrFor, requestedAcr, satisfiesAcr } from '../oidc/acr.ts';
 import { endFlow, findFlow, startFlow, type LoginFlow } from './login-flow.ts';
 import type { Db } from '../db/handle.ts';
 
+/** A failure names the existing account the email belongs to as `target` (audit only; the page says nothing different). */
 export type PasswordStep =
-  { ok: true; accountId: string } | { ok: false; reason: 'invalid' | 'disabled' | 'no_second_factor'; actor: string };
+  | { ok: true; accountId: string }
+  | { ok: false; reason: 'invalid' | 'disabled' | 'no_second_factor'; actor: string; target: string | null };
 
 export function signInService(db: Db, factors: SecondFactors) {
   const accountEmail = async (accountId: string) => (await findAccount(db, accountId))?.email ?? '';
@@ -20,9 +22,9 @@ export function signInService(db: Db, factors: SecondFactors) {
     /** The password step: on success the interaction waits for the second factor. */
     async password(uid: string, email: string, password: unknown): Promise<PasswordStep> {
       const result = await authenticatePassword(db, email, password);
-      if (!result.ok) return { ok: false, reason: result.reason, actor: 'anonymous' };
+      if (!result.ok) return { ok: false, reason: result.reason, actor: 'anonymous', target: result.accountId };
       if (!factors.hasAny(await factors.summary(db, result.account.id)))
-        return { ok: false, reason: 'no_second_factor', actor: result.account.id };
+        return { ok: false, reason: 'no_second_factor', actor: result.account.id, target: result.account.id };
       await startFlow(db, uid, result.account.id, ['pwd']);
       return { ok: true, accountId: result.account.id };
     },

@@ -198,22 +198,31 @@ describe.each(BACKENDS)('accounts on %s', (backend) => {
 
   it('signs in by password with one answer for every wrong case', async () => {
     const a = await person('ana@example.com', 'viewer', await hashPassword(PASSWORD));
-    await person('pk@example.com'); // passkey only: no password hash
+    const pk = await person('pk@example.com'); // passkey only: no password hash
     const ok = await authenticatePassword(t.db.kysely, ' ANA@example.com', PASSWORD);
     expect(ok).toMatchObject({ ok: true, account: { id: a.id } });
-    for (const [email, pw] of [
-      ['ana@example.com', 'lantern orbit pebble quasaR'],
-      ['nobody@example.com', PASSWORD],
-      ['not an email', PASSWORD],
-      ['pk@example.com', PASSWORD],
-      ['ana@example.com', ''],
+    // The existing account an email names comes back for the audit's target, never for the page.
+    for (const [email, pw, accountId] of [
+      ['ana@example.com', 'lantern orbit pebble quasaR', a.id],
+      ['nobody@example.com', PASSWORD, null],
+      ['not an email', PASSWORD, null],
+      ['pk@example.com', PASSWORD, pk.id],
+      ['ana@example.com', '', a.id],
     ] as const) {
-      expect(await authenticatePassword(t.db.kysely, email, pw)).toEqual({ ok: false, reason: 'invalid' });
+      expect(await authenticatePassword(t.db.kysely, email, pw)).toEqual({ ok: false, reason: 'invalid', accountId });
     }
     await person('olga@example.com', 'owner');
     await disableAccount(t.db.kysely, a.id);
-    expect(await authenticatePassword(t.db.kysely, 'ana@example.com', PASSWORD)).toEqual({ ok: false, reason: 'disabled' });
-    expect(await authenticatePassword(t.db.kysely, 'ana@example.com', 'wrong wrong wrong')).toEqual({ ok: false, reason: 'invalid' });
+    expect(await authenticatePassword(t.db.kysely, 'ana@example.com', PASSWORD)).toEqual({
+      ok: false,
+      reason: 'disabled',
+      accountId: a.id,
+    });
+    expect(await authenticatePassword(t.db.kysely, 'ana@example.com', 'wrong wrong wrong')).toEqual({
+      ok: false,
+      reason: 'invalid',
+      accountId: a.id,
+    });
   });
 
   it('lists people with their factors and last sign-in', async () => {

@@ -73,6 +73,31 @@ describe('sign-in under attack (PostgreSQL)', () => {
     expect(await auditCount(env.s, 'signin.failure')).toBeGreaterThanOrEqual(2);
   });
 
+  it('names the existing account as the target of its failed sign-ins, and nothing for an unknown email', async () => {
+    env = await setup();
+    const person = await createPerson(env.s, 'hopper@example.com');
+    const unknown = await password(await openSignIn(env.s, env.app.client_id), 'nobody-here@example.com', 'whatever whatever');
+    const wrong = await password(await openSignIn(env.s, env.app.client_id), person.email, 'wrong password entirely');
+    // The page says the same either way.
+    expect(wrong.status).toBe(unknown.status);
+    expect(alertText(wrong.text)).toBe(alertText(unknown.text));
+    const o = await openSignIn(env.s, env.app.client_id);
+    const second = await o.agent.follow(await password(o, person.email, person.password));
+    const badCode = await o.agent.request(`/interaction/${o.uid}/backup-code`, {
+      form: { _csrf: formField(second.text, '_csrf')!, code: 'zzzz-zzzz' },
+    });
+    expect(badCode.status).toBe(401);
+    const { rows } = await sql<{ actor: string; target: string | null; method: string }>`
+      select actor, target, details->>'method' as method from audit_event where action = 'signin.failure' order by seq`.execute(
+      env.s.gatehouse.db.kysely,
+    );
+    expect(rows).toEqual([
+      { actor: 'anonymous', target: null, method: 'password' },
+      { actor: 'anonymous', target: person.id, method: 'password' },
+      { actor: person.id, target: person.id, method: 'backup_code' },
+    ]);
+  });
+
   it('refuses the sixth failed attempt in a minute from one IP, with Retry-After; successes do not use the budget', async () => {
     env = await setup();
     const person = await createPerson(env.s, 'linus@example.com');
