@@ -1,6 +1,7 @@
 // The sign-in steps at /interaction/:uid (oidc-provider's interactions). HTTP only: each route
 // re-reads the interaction, checks its prompt, calls the domain and ends with
 // interactionFinished (oidc-provider's example app, example/routes/koa.js).
+import { addressKey } from '../http/address-key.ts';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -45,7 +46,7 @@ export function accountKey(email: unknown): string {
 
 /** A usernameless passkey names no account before it is verified: only the IP budget applies. */
 function usernamelessKey(ctx: Context): string {
-  return `passkey-ip:${ctx.ip}`;
+  return `passkey-ip:${addressKey(ctx.ip)}`;
 }
 
 export function signInRoutes(router: Router, deps: SignInDeps): void {
@@ -146,7 +147,8 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
 
   /** Who attempts: this address, the account's key, and this browser's device cookie for that account if valid. */
   const subject = (ctx: Context, key: string): Subject => ({
-    ip: ctx.ip,
+    // An IPv6 attacker holds a whole /64: count it as one address (src/http/address-key.ts).
+    ip: addressKey(ctx.ip),
     accountKey: key,
     device: key.startsWith('email:') ? deps.deviceCookies.read(ctx, key) : null,
   });
