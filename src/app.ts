@@ -25,6 +25,7 @@ import { assertClientCertificateTrust } from './http/client-cert-trust.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
 import { instrumentProvider } from './oidc/instrument.ts';
+import { answerDatabaseOutages } from './oidc/unavailable.ts';
 import { staticRoutes } from './http/static.ts';
 import { bodyParser } from '@koa/bodyparser';
 import { createCsrf } from './http/csrf.ts';
@@ -56,6 +57,11 @@ export interface Gatehouse {
   provider(): Provider;
   keys(): KeySet;
   app: Koa;
+  /**
+   * Before close() on SIGTERM: /readyz answers 503 for `config.drainSeconds` while every request
+   * is still served, so load balancers take the instance out before its listener closes.
+   */
+  drain(): Promise<void>;
   /** Re-read keys and clients now (what the change feed does on every instance). */
   refresh(): Promise<void>;
   listen(): Promise<{ url: string; server: http.Server | https.Server }>;
@@ -76,11 +82,23 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const log = opts.log ?? createLogger(config.logLevel);
   const masterKey = loadMasterKey(config, (msg) => log.warn(msg));
   const sealer = createSealer(masterKey);
+  // On PostgreSQL, migrations run first on a connection of their own, without the serving pool's
+  // time limits: a long migration, or waiting for another instance's, must not time out.
+  if (!opts.db && config.databaseUrl) {
+    const migrating = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
+    try {
+      const applied = await migrateToLatest(migrating);
+      if (applied.length) log.info({ migrations: applied }, 'database migrated');
+    } finally {
+      await migrating.close();
+    }
+  }
   const db =
     opts.db ??
     (await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
+      bounded: true,
       onIdleError: (err) => log.warn({ err: err.message }, 'idle database connection lost'),
     }));
   try {
@@ -103,7 +121,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
 
   let keySet = await loadKeySet(db.kysely, sealer);
   const makeProvider = () =>
-    buildProvider({
+    withOutageAnswers({
       issuer: config.issuer,
       audience: config.audience,
       accessTokenAlg: config.accessTokenAlg,
@@ -116,6 +134,11 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       refreshAbsoluteTtl: config.refreshAbsoluteTtl,
       session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
     });
+  function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {
+    const p = buildProvider(deps);
+    answerDatabaseOutages(p);
+    return p;
+  }
   let provider = makeProvider();
   let callback = provider.callback();
   metrics.signingKeys.set(keySet.published.length);
@@ -154,6 +177,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: 1 }); // see src/oidc/provider.ts
   const router = new Router();
   let ready = true;
+  let draining = false;
 
   const isHttps = !!config.tls || config.issuer.startsWith('https:');
   app.use(requestMiddleware({ log, metrics }));
@@ -162,7 +186,13 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
 
   const csrf = createCsrf({ key: deriveKey(masterKey, 'gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
-  healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics, metricsToken: config.metricsToken });
+  healthRoutes(router, {
+    db,
+    ready: () => ready && keySet.signing.length > 0,
+    draining: () => draining,
+    metrics,
+    metricsToken: config.metricsToken,
+  });
   // The second factors, built once: every flow that enrolls, checks or removes one gets this registry.
   const factors = secondFactors({ sealer, rp: relyingPartyFor(config.issuer), backupCodeKey: deriveBackupCodeKey(masterKey) });
   signInRoutes(router, {
@@ -213,6 +243,10 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     app,
     provider: () => provider,
     keys: () => keySet,
+    async drain() {
+      draining = true;
+      await new Promise((resolve) => setTimeout(resolve, config.drainSeconds * 1000));
+    },
     async refresh() {
       clients.invalidate();
       await reloadKeys();

@@ -36,6 +36,12 @@ const schema = z.object({
   // watch a session end; short values only make sessions stricter.
   GATEHOUSE_SESSION_IDLE_TTL: durationSeconds('GATEHOUSE_SESSION_IDLE_TTL', 1800, 1),
   GATEHOUSE_SESSION_MAX_TTL: durationSeconds('GATEHOUSE_SESSION_MAX_TTL', 12 * 3600, 1),
+  // After SIGTERM, /readyz answers 503 this long while every request is still served, so that
+  // load balancers' health checks notice before the listener closes.
+  GATEHOUSE_DRAIN_SECONDS: durationSeconds('GATEHOUSE_DRAIN_SECONDS', 5, 0).refine(
+    (v) => v <= 300,
+    'GATEHOUSE_DRAIN_SECONDS must be at most 300',
+  ),
   GATEHOUSE_TRUST_PROXY: z.enum(['true', 'false', '1', '0', '']).default('false'),
   GATEHOUSE_TLS_CERT_FILE: z.string().optional(),
   GATEHOUSE_TLS_KEY_FILE: z.string().optional(),
@@ -75,6 +81,8 @@ export interface Config {
   sessionIdleTtl: number;
   /** …and at the latest this long after the sign-in, whatever the activity. */
   sessionMaxTtl: number;
+  /** Seconds between SIGTERM and closing the listener, with /readyz answering 503. */
+  drainSeconds: number;
   trustProxy: boolean;
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   maxBodyBytes: number;
@@ -139,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshAbsoluteTtl: e.GATEHOUSE_REFRESH_ABSOLUTE_TTL,
     sessionIdleTtl: e.GATEHOUSE_SESSION_IDLE_TTL,
     sessionMaxTtl: e.GATEHOUSE_SESSION_MAX_TTL,
+    drainSeconds: e.GATEHOUSE_DRAIN_SECONDS,
     trustProxy: e.GATEHOUSE_TRUST_PROXY === 'true' || e.GATEHOUSE_TRUST_PROXY === '1',
     tls: e.GATEHOUSE_TLS_CERT_FILE
       ? { certFile: e.GATEHOUSE_TLS_CERT_FILE, keyFile: e.GATEHOUSE_TLS_KEY_FILE!, caFile: e.GATEHOUSE_TLS_CA_FILE || null }
