@@ -28,6 +28,7 @@ import { accessTokenChecker } from './oidc/access-token.ts';
 import { userinfoRoutes } from './oidc/userinfo.ts';
 import { postRequestRoutes } from './oidc/post-requests.ts';
 import { instrumentProvider } from './oidc/instrument.ts';
+import { answerDatabaseOutages } from './oidc/unavailable.ts';
 import { staticRoutes } from './http/static.ts';
 import { bodyParser } from '@koa/bodyparser';
 import { createCsrf } from './http/csrf.ts';
@@ -70,6 +71,11 @@ export interface Gatehouse {
   auditQueue: AuditQueue;
   /** Client-authentication failures not yet audited (flushed every minute and at close). */
   authFailures: ClientAuthFailures;
+  /**
+   * Before close() on SIGTERM: /readyz answers 503 for `config.drainSeconds` while every request
+   * is still served, so load balancers take the instance out before its listener closes.
+   */
+  drain(): Promise<void>;
   /** Re-read keys and clients now (what the change feed does on every instance). */
   refresh(): Promise<void>;
   listen(): Promise<{ url: string; server: http.Server | https.Server }>;
@@ -92,11 +98,23 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const log = opts.log ?? createLogger(config.logLevel);
   const masterKey = loadMasterKey(config, (msg) => log.warn(msg));
   const sealer = createSealer(masterKey);
+  // On PostgreSQL, migrations run first on a connection of their own, without the serving pool's
+  // time limits: a long migration, or waiting for another instance's, must not time out.
+  if (!opts.db && config.databaseUrl) {
+    const migrating = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
+    try {
+      const applied = await migrateToLatest(migrating);
+      if (applied.length) log.info({ migrations: applied }, 'database migrated');
+    } finally {
+      await migrating.close();
+    }
+  }
   const db =
     opts.db ??
     (await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
+      bounded: true,
       onIdleError: (err) => log.warn({ err: err.message }, 'idle database connection lost'),
     }));
   try {
@@ -137,7 +155,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
 
   let keySet = await loadKeySet(db.kysely, sealer);
   const makeProvider = () =>
-    buildProvider({
+    withOutageAnswers({
       issuer: config.issuer,
       audience: config.audience,
       accessTokenAlg: config.accessTokenAlg,
@@ -151,6 +169,11 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
       limitTokenRequest,
     });
+  function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {
+    const p = buildProvider(deps);
+    answerDatabaseOutages(p);
+    return p;
+  }
   let provider = makeProvider();
   let callback = provider.callback();
   metrics.signingKeys.set(keySet.published.length);
@@ -182,6 +205,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: 1 }); // see src/oidc/provider.ts
   const router = new Router();
   let ready = true;
+  let draining = false;
 
   const isHttps = !!config.tls || config.issuer.startsWith('https:');
   app.use(requestMiddleware({ log, metrics }));
@@ -192,7 +216,13 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
 
   const csrf = createCsrf({ key: deriveKey(masterKey, 'gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
-  healthRoutes(router, { db, ready: () => ready && keySet.signing.length > 0, metrics, metricsToken: config.metricsToken });
+  healthRoutes(router, {
+    db,
+    ready: () => ready && keySet.signing.length > 0,
+    draining: () => draining,
+    metrics,
+    metricsToken: config.metricsToken,
+  });
   // The second factors, built once: every flow that enrolls, checks or removes one gets this registry.
   const factors = secondFactors({ sealer, rp: relyingPartyFor(config.issuer), backupCodeKey: deriveBackupCodeKey(masterKey) });
   signInRoutes(router, {
@@ -250,6 +280,10 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     authFailures,
     provider: () => provider,
     keys: () => keySet,
+    async drain() {
+      draining = true;
+      await new Promise((resolve) => setTimeout(resolve, config.drainSeconds * 1000));
+    },
     async refresh() {
       clients.invalidate();
       await reloadKeys();

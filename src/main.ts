@@ -26,9 +26,10 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
+    log.info({ signal, drainSeconds: config.drainSeconds }, 'draining, then shutting down');
     gatehouse
-      .close()
+      .drain()
+      .then(() => gatehouse.close())
       .then(() => process.exit(0))
       .catch((err) => {
         log.error({ err }, 'shutdown failed');

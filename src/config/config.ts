@@ -41,6 +41,12 @@ const schema = z.object({
   GATEHOUSE_SIGNIN_IP_WINDOW: durationSeconds('GATEHOUSE_SIGNIN_IP_WINDOW', 60, 1).pipe(
     z.number().max(86400, 'GATEHOUSE_SIGNIN_IP_WINDOW must be at most 86400'),
   ),
+  // After SIGTERM, /readyz answers 503 this long while every request is still served, so that
+  // load balancers' health checks notice before the listener closes.
+  GATEHOUSE_DRAIN_SECONDS: durationSeconds('GATEHOUSE_DRAIN_SECONDS', 5, 0).refine(
+    (v) => v <= 300,
+    'GATEHOUSE_DRAIN_SECONDS must be at most 300',
+  ),
   GATEHOUSE_TRUST_PROXY: z.enum(['true', 'false', '1', '0', '']).default('false'),
   GATEHOUSE_TLS_CERT_FILE: z.string().optional(),
   GATEHOUSE_TLS_KEY_FILE: z.string().optional(),
@@ -82,6 +88,8 @@ export interface Config {
   sessionMaxTtl: number;
   /** Seconds of the per-address window of sign-in failures. */
   signinIpWindow: number;
+  /** Seconds between SIGTERM and closing the listener, with /readyz answering 503. */
+  drainSeconds: number;
   trustProxy: boolean;
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   maxBodyBytes: number;
@@ -147,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionIdleTtl: e.GATEHOUSE_SESSION_IDLE_TTL,
     sessionMaxTtl: e.GATEHOUSE_SESSION_MAX_TTL,
     signinIpWindow: e.GATEHOUSE_SIGNIN_IP_WINDOW,
+    drainSeconds: e.GATEHOUSE_DRAIN_SECONDS,
     trustProxy: e.GATEHOUSE_TRUST_PROXY === 'true' || e.GATEHOUSE_TRUST_PROXY === '1',
     tls: e.GATEHOUSE_TLS_CERT_FILE
       ? { certFile: e.GATEHOUSE_TLS_CERT_FILE, keyFile: e.GATEHOUSE_TLS_KEY_FILE!, caFile: e.GATEHOUSE_TLS_CA_FILE || null }

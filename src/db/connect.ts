@@ -18,15 +18,34 @@ export interface Connection {
   close(): Promise<void>;
 }
 
+/**
+ * Limits for the server's pool, so that a database that stops answering (a host gone, a network
+ * partition, a stuck lock) turns into a prompt 503 rather than a request that hangs: a connection
+ * attempt, or a wait for a free one, gives up after 3 s; a query after 5 s, on the client side
+ * (pg's query_timeout) and on the server side (statement_timeout, so PostgreSQL stops the work
+ * too). TCP keepalive finds connections whose server vanished without a word.
+ * Migrations are not run under these limits (src/app.ts opens a separate connection for them).
+ */
+export const BOUNDED = {
+  connectionTimeoutMillis: 3000,
+  query_timeout: 5000,
+  statement_timeout: 5000,
+  idle_in_transaction_session_timeout: 10_000,
+  keepAlive: true,
+  keepAliveInitialDelayMillis: 10_000,
+} as const;
+
 // timestamptz and bigint come back as Date and string; jsonb already parsed by both drivers.
 export async function openDatabase(opts: {
   databaseUrl: string | null;
   dataDir: string;
   poolSize?: number;
   onIdleError?: (err: Error) => void;
+  /** Bound every connect and query (the server's pool; docs/architecture.md, "Database outages"). */
+  bounded?: boolean;
 }): Promise<Connection> {
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, ...(opts.bounded ? BOUNDED : {}) });
     // An idle connection killed by the server (a restart, a failover) must not crash the process:
     // the pool drops it and opens another on the next query.
     pool.on('error', (err) => opts.onIdleError?.(err));
@@ -70,7 +89,15 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   return () => (done ??= fn());
 }
 
-/** One round trip, for readiness checks. */
-export async function ping(db: Kysely<Database>): Promise<void> {
-  await sql`select 1`.execute(db);
+/** One round trip, for readiness checks; a database that does not answer within `timeoutMs` fails it. */
+export async function ping(db: Kysely<Database>, timeoutMs = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('database ping timed out')), timeoutMs);
+  });
+  try {
+    await Promise.race([sql`select 1`.execute(db), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -5,8 +5,9 @@ import crypto from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Context, Next } from 'koa';
 import { isGatehouseError, OAUTH_ERROR, publicMessage } from '../errors.ts';
+import { asUnavailable, RETRY_AFTER_SECONDS } from '../db/unavailable.ts';
 import type { Logger } from '../log.ts';
-import { errorView } from '../../views/error.ts';
+import { errorView, unavailableView } from '../../views/error.ts';
 import { routeGroup, type Metrics } from './metrics.ts';
 
 /** The path as logged: an invitation link's token is a credential and never reaches the log. */
@@ -40,19 +41,25 @@ export function requestMiddleware(deps: { log: Logger; metrics: Metrics }) {
     ctx.res.setHeader('X-Request-Id', requestId);
     try {
       await next();
-    } catch (err) {
+    } catch (thrown) {
+      const err = asUnavailable(thrown);
       const known = isGatehouseError(err);
       if (!known) deps.log.error({ err, requestId }, 'unhandled error');
+      else if (err !== thrown) deps.log.warn({ err: (thrown as Error).message, requestId }, 'database unavailable');
       ctx.status = known ? err.status : 500;
       ctx.set('cache-control', 'no-store');
+      if (ctx.status === 503) ctx.set('retry-after', String(RETRY_AFTER_SECONDS));
       const message = publicMessage(err);
       if (ctx.accepts('html', 'json') === 'html' && !ctx.is('json')) {
         ctx.type = 'html';
-        ctx.body = errorView({
-          title: known ? 'Request refused' : 'Something went wrong',
-          message: known ? message : 'An internal error occurred.',
-          requestId,
-        });
+        ctx.body =
+          ctx.status === 503
+            ? unavailableView({ message, requestId })
+            : errorView({
+                title: known ? 'Request refused' : 'Something went wrong',
+                message: known ? message : 'An internal error occurred.',
+                requestId,
+              });
       } else {
         ctx.body = { error: known ? OAUTH_ERROR[err.code] : 'server_error', error_description: message };
       }

@@ -1,13 +1,14 @@
 // The listening socket: HTTP, or HTTPS with TLS 1.3 only when a certificate is configured (and
-// client certificates requested for tls_client_auth); graceful close on shutdown.
+// client certificates requested for tls_client_auth); graceful close on shutdown (./graceful-close.ts).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from './metrics.ts';
+import { GracefulClose } from './graceful-close.ts';
 import { observe, refuseLargeBody } from './request.ts';
 import { setApiSecurityHeaders } from './security-headers.ts';
 import { answerTooManyRequests, type RateLimits } from './rate-limits.ts';
@@ -48,6 +49,7 @@ export interface Listening {
 }
 
 export async function listen(config: Config, handler: Handler): Promise<Listening> {
+  const graceful = new GracefulClose();
   const server = config.tls
     ? https.createServer(
         {
@@ -60,16 +62,12 @@ export async function listen(config: Config, handler: Handler): Promise<Listenin
           requestCert: !!config.tls.caFile,
           rejectUnauthorized: false,
         },
-        handler,
+        graceful.wrap(handler),
       )
-    : http.createServer(handler);
+    : http.createServer(graceful.wrap(handler));
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
-  const sockets = new Set<Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
+  graceful.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -79,13 +77,7 @@ export async function listen(config: Config, handler: Handler): Promise<Listenin
   return {
     url: `${config.tls ? 'https' : 'http'}://${host}:${address.port}`,
     server,
-    async close() {
-      const closing = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections?.();
-      // In-flight requests get a moment to finish; then remaining sockets are cut.
-      const forced = setTimeout(() => sockets.forEach((s) => s.destroy()), 5000);
-      await closing;
-      clearTimeout(forced);
-    },
+    // In-flight requests get a moment to finish; then remaining sockets are cut.
+    close: () => graceful.close(server, 5000),
   };
 }

@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Metrics } from '../http/metrics.ts';
 import type { Logger } from '../log.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 
 export function instrumentProvider(p: Provider, { metrics, audit, log }: { metrics: Metrics; audit: AuditSink; log: Logger }): void {
   p.on('grant.success', (ctx) => metrics.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }));
@@ -23,5 +24,10 @@ export function instrumentProvider(p: Provider, { metrics, audit, log }: { metri
       }).catch((err) => log.error({ err: (err as Error).message }, 'refresh token reuse not audited'));
     }
   });
-  p.on('server_error', (ctx, err) => log.error({ err, requestId: ctx.res.getHeader('x-request-id') }, 'oidc-provider server error'));
+  p.on('server_error', (ctx, err) => {
+    const requestId = ctx.res.getHeader('x-request-id');
+    // An outage is answered 503 (./unavailable.ts) and is the operator's news, not a bug.
+    if (isDatabaseUnavailable(err)) log.warn({ err: err.message, requestId }, 'database unavailable');
+    else log.error({ err, requestId }, 'oidc-provider server error');
+  });
 }
