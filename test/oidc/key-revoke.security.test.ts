@@ -176,6 +176,8 @@ describe('revoking on one instance of two sharing PostgreSQL, from the command l
       'b signs with the fresh key',
     );
     // Both instances publish the same key set: a's JWKS verifies what b signs (each has its own issuer here).
+    // Each instance learns of the change from its own poll of the change feed: wait for a's too.
+    await eventually(async () => (await jwksKids(a)).includes(result.current), 'the first instance to publish the fresh key');
     const viaA = createVerifier({ issuer: b.url, audience: AUDIENCE, jwksUri: `${a.url}/jwks` });
     await expect(viaA.verify(await token(b, client.client_id, client.client_secret!))).resolves.toBeTruthy();
 
