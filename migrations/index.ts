@@ -6,6 +6,7 @@ import * as accounts from './2026-11-26T10-00_accounts.ts';
 import * as audit from './2026-11-26T11-00_audit.ts';
 import * as signin from './2026-11-26T12-00_signin.ts';
 import * as admin from './2026-11-26T13-00_admin.ts';
+import * as recovery from './2026-11-27T09-00_recovery.ts';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-26T09-00_core': core,
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-26T11-00_audit': audit,
   '2026-11-26T12-00_signin': signin,
   '2026-11-26T13-00_admin': admin,
+  '2026-11-27T09-00_recovery': recovery,
 };

@@ -1,4 +1,5 @@
 // People: the list with search, the invitation form, one person's page, and the links shown once.
+import type { RecoveryLink } from '../../src/accounts/recovery.ts';
 import { html, type Html } from '../../src/http/html.ts';
 import { ROLES } from '../../src/authz/model.ts';
 import { adminLayout, when, type AdminFrame } from './layout.ts';
@@ -204,15 +205,41 @@ ${p.permissionsText ?? u.permissions.join('\n')}</textarea>
           ${csrf}
           <button type="submit" class="secondary">End all sessions</button>
         </form>
+        <h3>Recovery links</h3>
+        <p class="muted">
+          Each link is shown once, works once, for 24 hours, and ends every session of the person when used. It does only what it says.
+        </p>
         <details>
           <summary>Reset factors…</summary>
           <p>
-            Removes the authenticator app, passkeys and backup codes, ends every session, and gives you a link with which the person sets up
-            new factors.
+            For a lost authenticator app or passkey. Removes the authenticator app, passkeys and backup codes and ends every session now;
+            with the link the person enters their current password, then sets up a new second factor. It does not change the password.
           </p>
           <form method="post" action="${action('reset-factors')}">
             ${csrf}
             <button type="submit" class="danger">Reset factors</button>
+          </form>
+        </details>
+        <details>
+          <summary>Reset password…</summary>
+          <p>
+            For a forgotten password. Nothing changes until the link is used: the person proves a second factor (authenticator code, backup
+            code or passkey), then chooses a new password.
+          </p>
+          <form method="post" action="${action('reset-password')}">
+            ${csrf}
+            <button type="submit" class="danger">Reset password</button>
+          </form>
+        </details>
+        <details>
+          <summary>Re-enroll…</summary>
+          <p>
+            When both are lost. Removes the password, the authenticator app, passkeys and backup codes and ends every session now; the link
+            is a new invitation for the same account, role and permissions.
+          </p>
+          <form method="post" action="${action('reenroll')}">
+            ${csrf}
+            <button type="submit" class="danger">Re-enroll</button>
           </form>
         </details>
         ${
@@ -233,4 +260,23 @@ ${p.permissionsText ?? u.permissions.join('\n')}</textarea>
       </section>
       <p><a href="/admin/users">Back to users</a></p>`,
   });
+}
+
+/** What the page showing a new recovery link says it did. */
+export function recoveryIntro(link: RecoveryLink) {
+  const who = link.account.email;
+  if (link.what === 'password')
+    return html`<p>
+      With this link <strong>${who}</strong> proves a second factor, then chooses a new password. Nothing changed yet; their sessions end
+      when the link is used.
+    </p>`;
+  if (link.what === 'factors')
+    return html`<p>
+      The authenticator app, passkeys and backup codes of <strong>${who}</strong> were removed and their sessions ended. With this link they
+      enter their current password, then set up new factors.
+    </p>`;
+  return html`<p>
+    The password, authenticator app, passkeys and backup codes of <strong>${who}</strong> were removed and their sessions ended. With this
+    link they enroll again, as <strong>${link.account.role}</strong>.
+  </p>`;
 }
