@@ -113,7 +113,7 @@ export function recoveryDetails(link: RecoveryLink): Record<string, unknown> {
     authenticator_apps: link.revoked.totp,
     passkeys: link.revoked.passkeys,
     backup_set: link.revoked.backup_codes,
-    password_removed: link.revoked.password,
+    first_factor_removed: link.revoked.password,
     sessions_ended: link.revoked.sessions,
   };
 }
