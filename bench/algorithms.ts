@@ -1,5 +1,5 @@
 // Signs/s and verifies/s per access-token algorithm, with jose, on this machine: the figures
-// behind the choice of ES256 as the default (DESIGN.md, "Tokens and claims").
+// behind the choice of ES256 as the default (docs/architecture.md, "Tokens and claims").
 // Run: node bench/algorithms.ts
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -23,7 +23,7 @@ const ALGORITHMS = [
 export const ISSUER = 'https://id.example.com';
 export const AUDIENCE = 'https://agents.example.com';
 
-/** A token shaped like DESIGN.md's access token, so that sizes and hashing costs are realistic. */
+/** A token shaped like the access token of docs/architecture.md ("Tokens and claims"), so that sizes and hashing costs are realistic. */
 export function accessTokenClaims(): Record<string, unknown> {
   const iat = Math.floor(Date.now() / 1000);
   return {

@@ -82,6 +82,8 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
     grants: ['client_credentials'],
     roles: ['operator'],
     permissions: ['agent:summarizer:inject'],
+    // Far above what one core issues: the limiter runs on every request and never refuses.
+    rateLimit: 1_000_000,
   });
   // For the sign-in bench: a browser application and people with known TOTP seeds.
   const people: Array<{ email: string; seed: string }> = [];

@@ -1,4 +1,4 @@
-// The audit log (DESIGN.md, "Audit log"): a hash chain of events and signed checkpoints over it.
+// The audit log (docs/architecture.md, "Audit log"): a hash chain of events and signed checkpoints over it.
 // Both tables are append-only, enforced by the database itself: a statement-level trigger refuses
 // every UPDATE, DELETE and TRUNCATE, whatever code or console issues it. Frozen once shipped.
 import { type Kysely, sql } from 'kysely';

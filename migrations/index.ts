@@ -6,7 +6,9 @@ import * as accounts from './2026-11-26T10-00_accounts.ts';
 import * as audit from './2026-11-26T11-00_audit.ts';
 import * as signin from './2026-11-26T12-00_signin.ts';
 import * as admin from './2026-11-26T13-00_admin.ts';
-import * as recovery from './2026-11-27T09-00_recovery.ts';
+import * as keyRevoked from './2026-11-27T09-00_key_revoked.ts';
+import * as clientRateLimit from './2026-11-27T10-00_client-rate-limit.ts';
+import * as recovery from './2026-11-27T11-00_recovery.ts';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-26T09-00_core': core,
@@ -14,5 +16,7 @@ export const migrations: Record<string, Migration> = {
   '2026-11-26T11-00_audit': audit,
   '2026-11-26T12-00_signin': signin,
   '2026-11-26T13-00_admin': admin,
-  '2026-11-27T09-00_recovery': recovery,
+  '2026-11-27T09-00_key_revoked': keyRevoked,
+  '2026-11-27T10-00_client-rate-limit': clientRateLimit,
+  '2026-11-27T11-00_recovery': recovery,
 };

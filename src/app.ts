@@ -43,6 +43,12 @@ import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
 import type { AuditSink } from './audit/sink.ts';
 import { AuditQueue } from './audit/audit.service.ts';
 import { startBackgroundJobs } from './jobs/background.ts';
+import { createRateLimits } from './http/rate-limits.ts';
+import { addressLimits } from './http/address-limits.ts';
+import { auditCapacity } from './http/audit-capacity.ts';
+import { attachRateLimits, tokenRequestLimit } from './oidc/rate-limit-hooks.ts';
+import { ClientAuthFailures } from './audit/client-auth-failures.ts';
+import { isGatehouseError } from './errors.ts';
 
 export interface Gatehouse {
   config: Config;
@@ -56,6 +62,10 @@ export interface Gatehouse {
   provider(): Provider;
   keys(): KeySet;
   app: Koa;
+  /** Events waiting to be appended (bounded: see AuditQueue). */
+  auditQueue: AuditQueue;
+  /** Client-authentication failures not yet audited (flushed every minute and at close). */
+  authFailures: ClientAuthFailures;
   /** Re-read keys and clients now (what the change feed does on every instance). */
   refresh(): Promise<void>;
   listen(): Promise<{ url: string; server: http.Server | https.Server }>;
@@ -70,6 +80,8 @@ export interface StartOptions {
   db?: Connection;
   /** Run background jobs (cleanup, automatic key rotation). */
   jobs?: boolean;
+  /** Bound of the audit queue (tests make it small). */
+  auditQueueMax?: number;
 }
 
 export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
@@ -101,6 +113,24 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   // Cookie signing keys derived from the master key, so every instance signs alike.
   const cookieKeys = [deriveKey(masterKey, 'gatehouse cookie keys v1').toString('base64url')];
 
+  // Audit events that stand alone (sign-ins, rate-limit trips) go through a queue that appends
+  // them in batches under one lock; a failure to record is logged, never shown to the person,
+  // except a full queue, which answers 503.
+  const auditQueue = new AuditQueue(db.kysely, { maxPending: opts.auditQueueMax });
+  const audit: AuditSink = async (event) => {
+    try {
+      await auditQueue.append(event);
+    } catch (err) {
+      // A full queue refuses the request that needed the event (503); any other failure is logged.
+      if (isGatehouseError(err) && err.code === 'UNAVAILABLE') throw err;
+      log.error({ err: (err as Error).message, action: event.action, requestId: event.requestId }, 'audit append failed');
+    }
+  };
+  const limits = createRateLimits({ db, audit, log });
+  const limitTokenRequest = tokenRequestLimit(limits);
+  const authFailures = new ClientAuthFailures(audit, log);
+  authFailures.start();
+
   let keySet = await loadKeySet(db.kysely, sealer);
   const makeProvider = () =>
     buildProvider({
@@ -114,22 +144,17 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       trustProxy: config.trustProxy,
       refreshIdleTtl: config.refreshIdleTtl,
       refreshAbsoluteTtl: config.refreshAbsoluteTtl,
+      session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
+      limitTokenRequest,
     });
   let provider = makeProvider();
   let callback = provider.callback();
   metrics.signingKeys.set(keySet.published.length);
 
-  // Audit events that stand alone (sign-ins, rate-limit trips) go through a queue that appends
-  // them in batches under one lock; a failure to record is logged, never shown to the person.
-  const auditQueue = new AuditQueue(db.kysely);
-  const audit: AuditSink = async (event) => {
-    try {
-      await auditQueue.append(event);
-    } catch (err) {
-      log.error({ err: (err as Error).message, action: event.action, requestId: event.requestId }, 'audit append failed');
-    }
+  const instrument = (p: Provider) => {
+    instrumentProvider(p, { metrics, audit, log });
+    attachRateLimits(p, { limits, clients, authFailures });
   };
-  const instrument = (p: Provider) => instrumentProvider(p, { metrics, audit, log });
   instrument(provider);
 
   const reloadKeys = async () => {
@@ -158,6 +183,8 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   app.use(requestMiddleware({ log, metrics }));
   app.use(securityHeaders({ https: isHttps }));
   app.use(bodyLimit(config.maxBodyBytes));
+  app.use(addressLimits(limits));
+  app.use(auditCapacity(auditQueue));
 
   const csrf = createCsrf({ key: deriveKey(masterKey, 'gatehouse csrf v1'), secure: isHttps, origin: new URL(config.issuer).origin });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: String(config.maxBodyBytes), jsonLimit: '64kb', encoding: 'utf-8' }));
@@ -210,6 +237,8 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     clients,
     keyPolicy,
     app,
+    auditQueue,
+    authFailures,
     provider: () => provider,
     keys: () => keySet,
     async refresh() {
@@ -217,7 +246,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       await reloadKeys();
     },
     async listen() {
-      const handler = withTokenFastPath({ config, log, metrics, https: isHttps }, app.callback(), () => callback);
+      const handler = withTokenFastPath({ config, log, metrics, https: isHttps, limits }, app.callback(), () => callback);
       await assertClientCertificateTrust(config, db.kysely);
       listening = await listen(config, handler);
       return { url: listening.url, server: listening.server };
@@ -227,6 +256,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       feed.stop();
       await jobs?.stop();
       await listening?.close();
+      await authFailures.stop();
       await auditQueue.flush();
       await db.close();
     },

@@ -1,5 +1,5 @@
 // What the server does once it listens: on an empty database, print the one-time link that
-// enrolls the first owner (DESIGN.md, "Accounts and sign-in").
+// enrolls the first owner (docs/architecture.md, "Accounts and sign-in").
 import type { Gatehouse } from './app.ts';
 import { firstOwnerInvitation } from './accounts/invitations.ts';
 

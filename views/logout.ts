@@ -6,10 +6,9 @@ export function logoutPage(p: { form: string; nonce: string }): string {
   return layout({
     title: 'Sign out',
     nonce: p.nonce,
-    body: html`${raw(p.form)}
-      <p>Do you want to sign out of Gatehouse?</p>
-      <button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
-      <button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
+    body: html`${raw(p.form)}<p>Do you want to sign out of Gatehouse?</p>
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
+<button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
   });
 }
 

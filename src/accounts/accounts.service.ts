@@ -1,7 +1,7 @@
 // People: created from invitations (src/accounts/invitations.ts), managed by owners (admin UI,
 // CLI). A change that alters what a person's tokens say (role, permissions, status, password,
 // sessions) bumps the `accounts` change version in the same transaction, so every instance
-// drops what it cached; claims are recomputed at the next refresh (DESIGN.md, "Refresh token").
+// drops what it cached; claims are recomputed at the next refresh (docs/architecture.md, "Sessions and refresh tokens").
 import crypto from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { Role } from '../authz/model.ts';
@@ -187,7 +187,7 @@ export async function enableAccount(db: Db, id: string): Promise<Account> {
 
 /**
  * A new password, checked for strength against the person's email. Ends the person's other
- * sessions and revokes their refresh tokens (DESIGN.md, "Sessions"); `exceptSessionId` is the
+ * sessions and revokes their refresh tokens (docs/architecture.md, "Sessions and refresh tokens"); `exceptSessionId` is the
  * oidc-provider Session the change was made from. sessions_valid_after moves to now for
  * every session, so the caller re-stamps the kept one after a fresh authentication.
  */

@@ -1,4 +1,4 @@
-// Invitations: the only way in (DESIGN.md, "Accounts and sign-in"). The link carries 256 random
+// Invitations: the only way in (docs/architecture.md, "Accounts and sign-in"). The link carries 256 random
 // bits; the database keeps only their SHA-256, so a database leak yields no usable link, and a
 // lookup by hash gives nothing to time (a fast hash is sound for a secret nobody chose, as for
 // client secrets in src/clients/secret.ts).

@@ -14,7 +14,7 @@ export const ARGON2_TIME_COST = 2;
 export const ARGON2_PARALLELISM = 1;
 
 // NIST SP 800-63B §3.1.1.2 asks for at least 8 characters behind a second factor and 15 as a
-// single factor; every Gatehouse person has a second factor, and 12 is DESIGN.md's floor.
+// single factor; every Gatehouse person has a second factor, and 12 is the floor (docs/architecture.md, "Accounts and sign-in").
 export const MIN_PASSWORD_LENGTH = 12;
 // NIST asks that at least 64 be allowed. The cap bounds the strength estimator's work (it
 // grows faster than linearly with length), not argon2's, which pre-hashes its input.

@@ -7,7 +7,7 @@ import { can } from '../authz/model.ts';
 
 /** Manage people, clients and keys (an owner capability). */
 export const MANAGE_PERMISSION = 'user:*:manage';
-/** Read the audit log (the auditor capability; owners read it too, DESIGN.md "Audit log"). */
+/** Read the audit log (the auditor capability; owners read it too: docs/architecture.md, "Audit log"). */
 export const AUDIT_PERMISSION = 'audit:*:read';
 
 export type AdminArea = 'manage' | 'audit';

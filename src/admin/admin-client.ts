@@ -1,4 +1,4 @@
-// The admin console is an OIDC client of Gatehouse itself (DESIGN.md, "The parts"): a built-in,
+// The admin console is an OIDC client of Gatehouse itself (docs/architecture.md, "Entry points"): a built-in,
 // first-party, public browser client that signs in with code + PKCE like any other application.
 // Its id is fixed so that every instance and every restart agrees on it; its redirect URI
 // follows the issuer, so the row is brought up to date at every start.

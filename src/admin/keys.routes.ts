@@ -1,8 +1,9 @@
-// Signing keys: their states, and "rotate now" (refused, with the service's reason, while the
-// next key is younger than the JWKS cache lifetime).
+// Signing keys: their states, "rotate now" (refused, with the service's reason, while the next
+// key is younger than the JWKS cache lifetime), and "revoke" for a compromised key.
 import type Router from '@koa/router';
 import type { Sealer } from '../crypto/seal.ts';
 import { listKeys, rotateKeys, type KeyPolicy } from '../keys/keys.service.ts';
+import { revokeKey } from '../keys/revoke.ts';
 import { keysPage } from '../../views/admin/keys.ts';
 import { withNotice, type Guard } from './guard.ts';
 import { noticeFor } from './notices.ts';
@@ -49,5 +50,34 @@ export function keyRoutes(router: Router, deps: { db: Db; guard: Guard; sealer: 
     }
     ctx.status = 303;
     ctx.redirect(withNotice('/admin/keys', 'keys_rotated'));
+  });
+
+  // Issue 7 point 4: like every admin change, CSRF-checked and behind a fresh sign-in (guard.change);
+  // the revocation and its key.revoke event commit together.
+  router.post('/admin/keys/revoke', async (ctx) => {
+    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
+    const kid = typeof body.kid === 'string' ? body.kid : '';
+    const all = body.all === 'on' || body.all === 'true';
+    const r = await guard.change(ctx, 'manage', { action: 'key.revoke', target: kid || null, returnTo: '/admin/keys' });
+    if (!r) return;
+    const done = await guard.perform(
+      ctx,
+      r,
+      { action: 'key.revoke', target: kid || null },
+      async (q) => {
+        const revoked = await revokeKey(q, deps.sealer, deps.keyPolicy, { kid, all });
+        return { result: revoked, details: { all, ...revoked } };
+      },
+      { transaction: true },
+    );
+    if (!done.ok) {
+      return guard.html(
+        ctx,
+        keysPage(r.frame, { keys: await listKeys(db), jwksMaxAgeSeconds: deps.keyPolicy.jwksMaxAgeSeconds, error: done.error.message }),
+        done.error.status,
+      );
+    }
+    ctx.status = 303;
+    ctx.redirect(withNotice('/admin/keys', 'key_revoked'));
   });
 }

@@ -9,6 +9,7 @@ const NOTICES: Record<string, string> = {
   sessions: "All of this person's sessions ended; their refresh tokens stopped working.",
   client_deleted: 'Client deleted. Its grants and refresh tokens were revoked.',
   keys_rotated: 'Signing keys rotated. Verifiers pick up the new keys from the JWKS.',
+  key_revoked: 'Key revoked: it left the JWKS and every token it signed stops verifying. Fresh keys replace it.',
 };
 
 export function noticeFor(code: unknown): string | null {

@@ -1,4 +1,4 @@
-// /admin: the owners' console (DESIGN.md, "Who uses it"). It signs in through Gatehouse itself
+// /admin: the owners' console (docs/architecture.md, "Entry points"). It signs in through Gatehouse itself
 // as the built-in client `gatehouse-admin` (code + PKCE, the code exchanged at Gatehouse's own
 // token endpoint, the ID token verified), then keeps its own session. This file wires the parts
 // and holds the sign-in routes; the pages live in users.routes.ts, clients.routes.ts,

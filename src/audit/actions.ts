@@ -1,4 +1,4 @@
-// Every event the audit log records (DESIGN.md, "Audit log"; AGENTSERVER-SECURITY.md, "Audit
+// Every event the audit log records (docs/architecture.md, "Audit log"; AGENTSERVER-SECURITY.md, "Audit
 // Logging"): one declarative list, so that a typo is a compile error and the admin UI can offer
 // the names as filters. Add a name here before logging it.
 export const AUDIT_ACTIONS = [
@@ -31,9 +31,14 @@ export const AUDIT_ACTIONS = [
   'client.delete',
   'client.secret_rotate',
   'key.rotate',
+  // A compromised key withdrawn: out of the JWKS at once, replaced by freshly generated keys.
+  'key.revoke',
   // A rotated refresh token came back: the grant was revoked (RFC 9700 §4.14.2).
   'token.refresh_reuse',
+  // details {scope: 'address' | 'client', endpoint, limit, window_seconds}: once per key and window.
   'ratelimit.trip',
+  // Failed client authentications at /token, one event per client and minute: details {failures, addresses, window_start, window_end}.
+  'client.auth_failure',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -75,6 +75,10 @@ export function checkpointsAfter(db: Db, afterSeq: number, limit: number): Promi
   return db.selectFrom('audit_checkpoint').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
 }
 
+export function newestCheckpoint(db: Db): Promise<AuditCheckpointRow | undefined> {
+  return db.selectFrom('audit_checkpoint').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
+}
+
 export function checkpointAt(db: Db, seq: number): Promise<AuditCheckpointRow | undefined> {
   return db.selectFrom('audit_checkpoint').selectAll().where('seq', '=', String(seq)).executeTakeFirst();
 }

@@ -1,4 +1,4 @@
-// Appending to the audit log (DESIGN.md, "Audit log": appends are serialized). Every append
+// Appending to the audit log (docs/architecture.md, "Audit log": appends are serialized). Every append
 // takes one advisory lock, reads the chain head, and inserts rows seq+1… chained to it, all in
 // one transaction: two instances can never chain onto the same row, and a failed transaction
 // leaves no gap because its seq numbers were never committed.
@@ -15,6 +15,13 @@ import * as repo from './audit.repository.ts';
 import { eventHash, GENESIS_HASH } from './canonical.ts';
 import { validateEvent, type AuditEventFields, type AuditEventInput } from './event.ts';
 import type { Db } from '../db/handle.ts';
+import { GatehouseError } from '../errors.ts';
+
+/**
+ * Events that may wait for the database at once. Past it, an event is refused rather than held:
+ * a database that stalls must not turn a flood of requests into unbounded memory (issue 7 §8).
+ */
+export const AUDIT_QUEUE_MAX_PENDING = 10_000;
 
 export interface AuditEvent {
   seq: number;
@@ -103,17 +110,26 @@ interface Pending {
  * Group commit for events that stand alone (sign-in failures, rate-limit trips): while one
  * transaction is in flight, events queue; the next transaction appends all of them under one
  * lock with one insert. No timer, so a lone event waits for nothing. Each promise resolves once
- * its event is committed; a failed transaction rejects every event in it.
+ * its event is committed; a failed transaction rejects every event in it. At most `maxPending`
+ * events wait; past that, append rejects with UNAVAILABLE (503) and the request that needed the
+ * event fails instead of going unrecorded.
  */
 export class AuditQueue {
   readonly #db: Db;
   readonly #maxBatch: number;
+  readonly #maxPending: number;
   #pending: Pending[] = [];
   #draining: Promise<void> | null = null;
 
-  constructor(db: Db, opts: { maxBatch?: number } = {}) {
+  constructor(db: Db, opts: { maxBatch?: number; maxPending?: number } = {}) {
     this.#db = db;
     this.#maxBatch = opts.maxBatch ?? 200;
+    this.#maxPending = opts.maxPending ?? AUDIT_QUEUE_MAX_PENDING;
+  }
+
+  /** No room for another event: requests that must be audited are refused (503) until it drains. */
+  get full(): boolean {
+    return this.#pending.length >= this.#maxPending;
   }
 
   append(event: AuditEventInput): Promise<AuditEvent> {
@@ -123,6 +139,7 @@ export class AuditQueue {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.full) return Promise.reject(new GatehouseError('UNAVAILABLE', 'the audit log is not keeping up; try again shortly'));
     return new Promise((resolve, reject) => {
       this.#pending.push({ fields, resolve, reject });
       this.#kick();

@@ -1,4 +1,4 @@
-// Signed checkpoints over the audit chain (DESIGN.md, "Audit log"). The chain alone shows an
+// Signed checkpoints over the audit chain (docs/architecture.md, "Audit log"). The chain alone shows an
 // altered or missing row in the middle; it cannot show that the newest rows were deleted, nor
 // that someone rewrote a row and recomputed every hash after it. A checkpoint — {seq, hash,
 // time} of the chain head, signed with the current signing key — can: verification finds its

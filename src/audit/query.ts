@@ -1,4 +1,4 @@
-// Reading the audit log (owners and auditors: DESIGN.md, "Audit log"). Newest first, keyset
+// Reading the audit log (owners and auditors: docs/architecture.md, "Audit log"). Newest first, keyset
 // pagination on seq: pass the returned `nextBeforeSeq` as `beforeSeq` for the next page.
 import { z } from 'zod';
 import { parseOrThrow } from '../errors.ts';

@@ -17,12 +17,19 @@ import { checkCheckpointSignature } from './checkpoint.ts';
 import type { Db } from '../db/handle.ts';
 
 export type VerifyResult =
-  | { ok: true; events: number; checkpoints: number; lastCheckpointSeq: number | null }
+  | {
+      ok: true;
+      events: number;
+      checkpoints: number;
+      lastCheckpointSeq: number | null;
+      /** Set when only the events after this signed checkpoint were walked (verifyAuditSinceCheckpoint). */
+      fromCheckpointSeq?: number;
+    }
   | { ok: false; events: number; firstBadSeq: number; reason: string };
 
 /** Rows in order, a page at a time. */
-async function* paged<T extends { seq: string }>(fetch: (afterSeq: number) => Promise<T[]>): AsyncGenerator<T> {
-  let after = 0;
+async function* paged<T extends { seq: string }>(fetch: (afterSeq: number) => Promise<T[]>, from = 0): AsyncGenerator<T> {
+  let after = from;
   for (;;) {
     const page = await fetch(after);
     yield* page;
@@ -97,4 +104,43 @@ export async function verifyAudit(db: Db, opts: { pageSize?: number } = {}): Pro
     );
   }
   return { ok: true, events: expected - 1, checkpoints: checkpointCount, lastCheckpointSeq: lastGoodCheckpoint || null };
+}
+
+/**
+ * What the admin audit page shows on every view (issue 7 §8): the newest signed checkpoint and
+ * the events after it, instead of the whole chain. The checkpoint's signature vouches for every
+ * event up to it (rewriting one means recomputing the hashes up to the signed one, which then
+ * differs); a full walk stays `gatehouse audit verify`. Without a checkpoint, the whole chain.
+ */
+export async function verifyAuditSinceCheckpoint(db: Db, opts: { pageSize?: number } = {}): Promise<VerifyResult> {
+  const pageSize = opts.pageSize ?? 1000;
+  const cp = await repo.newestCheckpoint(db);
+  if (!cp) return verifyAudit(db, opts);
+  const cpSeq = Number(cp.seq);
+  const fail = (firstBadSeq: number, reason: string): VerifyResult => ({ ok: false, events: expected - 1, firstBadSeq, reason });
+  let expected = cpSeq;
+
+  const key = (await repo.publicKeys(db, [cp.kid])).get(cp.kid);
+  const problem = await checkCheckpointSignature(cp, key, (_kid, alg, jwk) => importJWK(jwk, alg));
+  if (problem) return fail(cpSeq, `the checkpoint at event ${cpSeq} is not genuine: ${problem}`);
+
+  const [anchor] = await repo.eventsAfter(db, cpSeq - 1, 1);
+  if (!anchor || Number(anchor.seq) !== cpSeq)
+    return fail(cpSeq, `event ${cpSeq} is missing: a checkpoint signed at ${new Date(cp.time).toISOString()} covers it`);
+  if (eventHash({ ...anchor, seq: cpSeq, time: new Date(anchor.time).toISOString() }) !== anchor.hash)
+    return fail(cpSeq, `event ${cpSeq} does not match its hash: it was altered after it was written`);
+  if (anchor.hash !== cp.hash) return fail(cpSeq, `the chain up to event ${cpSeq} differs from its signed checkpoint`);
+
+  let prev = anchor.hash;
+  expected = cpSeq + 1;
+  for await (const row of paged((after) => repo.eventsAfter(db, after, pageSize), cpSeq)) {
+    const seq = Number(row.seq);
+    if (seq !== expected) return fail(expected, `event ${expected} is missing: the next stored event is ${seq}`);
+    if (row.prev_hash !== prev) return fail(seq, `event ${seq}'s prev_hash does not link to event ${seq - 1}`);
+    if (eventHash({ ...row, seq, time: new Date(row.time).toISOString() }) !== row.hash)
+      return fail(seq, `event ${seq} does not match its hash: it was altered after it was written`);
+    prev = row.hash;
+    expected++;
+  }
+  return { ok: true, events: expected - 1, checkpoints: 1, lastCheckpointSeq: cpSeq, fromCheckpointSeq: cpSeq };
 }

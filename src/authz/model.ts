@@ -13,7 +13,7 @@ export type Role = (typeof ROLES)[number];
 
 /**
  * What each role adds, as resource permissions `<kind>:<id>:<action>` with `*` as the id
- * wildcard (DESIGN.md, "Tokens and claims"). Raw prompts (`config:prompts:read`) are not
+ * wildcard (docs/architecture.md, "Tokens and claims"). Raw prompts (`config:prompts:read`) are not
  * implied by operator: "Operators can't see raw prompts unless explicitly granted".
  */
 export const ROLE_GRANTS = {

@@ -35,9 +35,13 @@ export const clientCommands: Command[] = [
       public: { type: 'boolean' },
       'jwks-file': { type: 'string' },
       'tls-subject-dn': { type: 'string' },
+      'rate-limit': { type: 'string' },
     },
     async run(ctx, v) {
       if (v.public && v.auth) throw new GatehouseError('VALIDATION', '--public and --auth exclude each other');
+      const rateLimit = v['rate-limit'] === undefined ? undefined : Number(v['rate-limit']);
+      if (rateLimit !== undefined && (!/^\d+$/.test(v['rate-limit']!) || !Number.isSafeInteger(rateLimit)))
+        throw new GatehouseError('VALIDATION', '--rate-limit must be a whole number of token requests a minute');
       const created = await ctx.change(
         (trx) =>
           createClient(trx, {
@@ -51,6 +55,7 @@ export const clientCommands: Command[] = [
             postLogoutRedirectUris: v['post-logout-redirect-uri'],
             jwks: readJwks(v['jwks-file']) as any,
             tlsSubjectDn: v['tls-subject-dn'],
+            rateLimit,
           }),
         (c) => ({
           action: 'client.create',
@@ -63,6 +68,7 @@ export const clientCommands: Command[] = [
             roles: v.role ?? [],
             permissions: v.permission ?? [],
             allowed_cidrs: v['allow-cidr'] ?? [],
+            ...(rateLimit !== undefined ? { rate_limit: rateLimit } : {}),
           },
         }),
       );
@@ -82,7 +88,7 @@ export const clientCommands: Command[] = [
         ? clients
             .map(
               (c) =>
-                `${c.client_id}  ${c.kind.padEnd(7)}  ${c.name}  roles=${c.roles.join(',') || '-'}  auth=${c.auth}${c.allowed_cidrs.length ? '  networks=' + c.allowed_cidrs.join(',') : ''}`,
+                `${c.client_id}  ${c.kind.padEnd(7)}  ${c.name}  roles=${c.roles.join(',') || '-'}  auth=${c.auth}  limit=${c.rate_limit}/min${c.allowed_cidrs.length ? '  networks=' + c.allowed_cidrs.join(',') : ''}`,
             )
             .join('\n')
         : 'no clients';

@@ -1,4 +1,6 @@
 import { ensureKeys, listKeys, rotateKeys } from '../keys/keys.service.ts';
+import { revokeKey } from '../keys/revoke.ts';
+import { GatehouseError } from '../errors.ts';
 import type { Command } from './command.ts';
 
 export const keyCommands: Command[] = [
@@ -30,6 +32,22 @@ export const keyCommands: Command[] = [
       return {
         json: { ok: true, rotated },
         text: rotated.map((r) => `${r.alg}: current ${r.current} (was ${r.retired}), next ${r.next}`).join('\n'),
+      };
+    },
+  },
+  {
+    name: 'keys revoke',
+    summary: 'withdraw a compromised key now: out of /jwks on every instance, replaced by a fresh key (--all: every key of its algorithm)',
+    options: { kid: { type: 'string' }, all: { type: 'boolean' } },
+    async run(ctx, v) {
+      if (!v.kid) throw new GatehouseError('VALIDATION', '--kid is required (see gatehouse keys list)', { field: 'kid' });
+      const r = await ctx.change(
+        (trx) => revokeKey(trx, ctx.sealer, ctx.keyPolicy, { kid: v.kid, all: !!v.all }),
+        (r) => ({ action: 'key.revoke', outcome: 'success', actor: 'cli', target: v.kid, details: { all: !!v.all, ...r } }),
+      );
+      return {
+        json: { ok: true, ...r },
+        text: `${r.alg}: revoked ${r.revoked.join(', ')}; current ${r.current}, next ${r.next}`,
       };
     },
   },

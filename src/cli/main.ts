@@ -1,4 +1,4 @@
-// The `gatehouse` command line (DESIGN.md, "Command-line contract"). With --json a command prints
+// The `gatehouse` command line (docs/architecture.md, "Command line"). With --json a command prints
 // one JSON object on stdout and nothing else; errors go to stderr with a non-zero exit.
 import { parseArgs } from 'node:util';
 import { isExposed, isGatehouseError } from '../errors.ts';

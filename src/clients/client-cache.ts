@@ -4,6 +4,7 @@
 import type { ClientRow } from '../db/schema.ts';
 import { findClient } from './clients.repository.ts';
 import type { Db } from '../db/handle.ts';
+import { DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE } from './rate-limit.ts';
 
 export interface ClientRecord {
   clientId: string;
@@ -15,6 +16,8 @@ export interface ClientRecord {
   roles: string[];
   permissions: string[];
   allowedCidrs: string[];
+  /** Token requests a minute at /token (the default when none was set). */
+  rateLimit: number;
 }
 
 const MAX_ENTRIES = 10_000;
@@ -31,6 +34,7 @@ export function toRecord(row: ClientRow): ClientRecord {
     roles: row.roles,
     permissions: row.permissions,
     allowedCidrs: row.allowed_cidrs,
+    rateLimit: row.rate_limit ?? DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE,
   };
 }
 

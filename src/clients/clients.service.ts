@@ -1,5 +1,5 @@
-// Service clients (client credentials) and browser applications (code + PKCE), as DESIGN.md
-// "Service clients" and the command-line contract describe them.
+// Service clients (client credentials) and browser applications (code + PKCE), as docs/architecture.md
+// ("Service clients", "Command line") describes them.
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { isPermission, isRole } from '../authz/model.ts';
@@ -10,6 +10,7 @@ import type { ClientRow } from '../db/schema.ts';
 import { GatehouseError, parseOrThrow } from '../errors.ts';
 import * as repo from './clients.repository.ts';
 import { hashClientSecret, newClientId, newClientSecret } from './secret.ts';
+import { DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE, MAX_CLIENT_TOKEN_REQUESTS_PER_MINUTE } from './rate-limit.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'none'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -68,6 +69,12 @@ const createSchema = z
       .max(100)
       .default([]),
     allowedCidrs: z.array(cidr).max(50).default([]),
+    rateLimit: z
+      .number()
+      .int('must be a whole number of token requests a minute')
+      .min(1, 'must be at least 1 token request a minute')
+      .max(MAX_CLIENT_TOKEN_REQUESTS_PER_MINUTE, `must be at most ${MAX_CLIENT_TOKEN_REQUESTS_PER_MINUTE} token requests a minute`)
+      .optional(),
     redirectUris: z.array(redirectUri).max(20).default([]),
     postLogoutRedirectUris: z.array(redirectUri).max(20).default([]),
     jwks: publicJwks.optional(),
@@ -128,6 +135,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cr
       roles: JSON.stringify([...new Set(v.roles)]),
       permissions: JSON.stringify([...new Set(v.permissions)]),
       allowed_cidrs: JSON.stringify(v.allowedCidrs),
+      rate_limit: v.rateLimit ?? null,
     });
     await bumpVersion(trx, 'clients');
   });
@@ -143,6 +151,8 @@ export interface ClientSummary {
   roles: string[];
   permissions: string[];
   allowed_cidrs: string[];
+  /** Token requests a minute at /token. */
+  rate_limit: number;
   redirect_uris: string[];
   created_at: string;
   updated_at: string;
@@ -159,6 +169,7 @@ export function summarize(row: ClientRow): ClientSummary {
     roles: row.roles,
     permissions: row.permissions,
     allowed_cidrs: row.allowed_cidrs,
+    rate_limit: row.rate_limit ?? DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE,
     redirect_uris: m.redirect_uris ?? [],
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),

@@ -1,5 +1,5 @@
 // The one place that reads the environment. It is read and validated once; a bad value fails
-// fast with a message naming the variable (DESIGN.md, "Configuration": the names are a contract).
+// fast with a message naming the variable (docs/architecture.md, "Configuration": the names are a contract).
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, describeZodError } from '../errors.ts';
@@ -32,6 +32,10 @@ const schema = z.object({
   GATEHOUSE_JWKS_MAX_AGE: durationSeconds('GATEHOUSE_JWKS_MAX_AGE', 300, 0),
   GATEHOUSE_REFRESH_IDLE_TTL: durationSeconds('GATEHOUSE_REFRESH_IDLE_TTL', 14 * 86400, 60),
   GATEHOUSE_REFRESH_ABSOLUTE_TTL: durationSeconds('GATEHOUSE_REFRESH_ABSOLUTE_TTL', 30 * 86400, 60),
+  // Sign-in sessions (ASVS V3.3): an idle timeout and an absolute cap. Minimum 1 s so tests can
+  // watch a session end; short values only make sessions stricter.
+  GATEHOUSE_SESSION_IDLE_TTL: durationSeconds('GATEHOUSE_SESSION_IDLE_TTL', 1800, 1),
+  GATEHOUSE_SESSION_MAX_TTL: durationSeconds('GATEHOUSE_SESSION_MAX_TTL', 12 * 3600, 1),
   GATEHOUSE_TRUST_PROXY: z.enum(['true', 'false', '1', '0', '']).default('false'),
   GATEHOUSE_TLS_CERT_FILE: z.string().optional(),
   GATEHOUSE_TLS_KEY_FILE: z.string().optional(),
@@ -67,6 +71,10 @@ export interface Config {
   jwksMaxAgeSeconds: number;
   refreshIdleTtl: number;
   refreshAbsoluteTtl: number;
+  /** A sign-in session ends this long after the last authorization request or refresh. */
+  sessionIdleTtl: number;
+  /** …and at the latest this long after the sign-in, whatever the activity. */
+  sessionMaxTtl: number;
   trustProxy: boolean;
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   maxBodyBytes: number;
@@ -112,6 +120,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.GATEHOUSE_REFRESH_ABSOLUTE_TTL < e.GATEHOUSE_REFRESH_IDLE_TTL) {
     throw new ConfigError('GATEHOUSE_REFRESH_ABSOLUTE_TTL must not be shorter than GATEHOUSE_REFRESH_IDLE_TTL');
   }
+  if (e.GATEHOUSE_SESSION_MAX_TTL < e.GATEHOUSE_SESSION_IDLE_TTL) {
+    throw new ConfigError('GATEHOUSE_SESSION_MAX_TTL must not be shorter than GATEHOUSE_SESSION_IDLE_TTL');
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -126,6 +137,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwksMaxAgeSeconds: e.GATEHOUSE_JWKS_MAX_AGE,
     refreshIdleTtl: e.GATEHOUSE_REFRESH_IDLE_TTL,
     refreshAbsoluteTtl: e.GATEHOUSE_REFRESH_ABSOLUTE_TTL,
+    sessionIdleTtl: e.GATEHOUSE_SESSION_IDLE_TTL,
+    sessionMaxTtl: e.GATEHOUSE_SESSION_MAX_TTL,
     trustProxy: e.GATEHOUSE_TRUST_PROXY === 'true' || e.GATEHOUSE_TRUST_PROXY === '1',
     tls: e.GATEHOUSE_TLS_CERT_FILE
       ? { certFile: e.GATEHOUSE_TLS_CERT_FILE, keyFile: e.GATEHOUSE_TLS_KEY_FILE!, caFile: e.GATEHOUSE_TLS_CA_FILE || null }

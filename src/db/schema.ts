@@ -17,7 +17,8 @@ export interface OidcPayloadTable {
   consumed_at: Timestamp | null;
 }
 
-export type KeyState = 'next' | 'current' | 'retired';
+/** revoked: withdrawn as compromised; never published or used again, private part erased. */
+export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
 
 export interface SigningKeyTable {
   kid: string;
@@ -31,6 +32,7 @@ export interface SigningKeyTable {
   retired_at: Timestamp | null;
   /** A retired key stays in the JWKS until every token it signed has expired. */
   publish_until: Timestamp | null;
+  revoked_at: Timestamp | null;
 }
 
 export type ClientKind = 'service' | 'browser';
@@ -48,6 +50,8 @@ export interface ClientTable {
   roles: Json<string[]>;
   permissions: Json<string[]>;
   allowed_cidrs: Json<string[]>;
+  /** Token requests a minute at /token; null: the default. */
+  rate_limit: number | null;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }

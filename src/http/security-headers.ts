@@ -1,4 +1,4 @@
-// Headers on every response, the library's JSON included (DESIGN.md, "Transport and headers").
+// Headers on every response, the library's JSON included (docs/architecture.md, "Transport and headers").
 // HTML pages get a strict CSP with a per-response nonce: no inline script, no inline style.
 import crypto from 'node:crypto';
 import type { ServerResponse } from 'node:http';

@@ -10,16 +10,19 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from './metrics.ts';
 import { observe, refuseLargeBody } from './request.ts';
 import { setApiSecurityHeaders } from './security-headers.ts';
+import { answerTooManyRequests, type RateLimits } from './rate-limits.ts';
+import { requestIp } from './address-limits.ts';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 /**
  * The token endpoint is the hot path (every service, every 15 minutes, per instance): it goes
  * straight to oidc-provider with the same headers, request id, size limit, metrics and log line,
- * without a second Koa context and router pass.
+ * without a second Koa context and router pass. The per-address limit is checked here too (from
+ * memory: no query); the per-client limit applies inside oidc-provider, as on the Koa path.
  */
 export function withTokenFastPath(
-  deps: { config: Config; log: Logger; metrics: Metrics; https: boolean },
+  deps: { config: Config; log: Logger; metrics: Metrics; https: boolean; limits: RateLimits },
   koa: Handler,
   provider: () => Handler,
 ): Handler {
@@ -29,10 +32,11 @@ export function withTokenFastPath(
     const requestId = crypto.randomUUID();
     res.setHeader('X-Request-Id', requestId);
     setApiSecurityHeaders(res, deps.https);
-    res.once('finish', () =>
-      observe(deps, { requestId, method: 'POST', path: '/token', status: res.statusCode, started, ip: req.socket.remoteAddress ?? '' }),
-    );
+    const ip = requestIp(req, deps.config.trustProxy);
+    res.once('finish', () => observe(deps, { requestId, method: 'POST', path: '/token', status: res.statusCode, started, ip }));
     if (refuseLargeBody(req.headers['content-length'], deps.config.maxBodyBytes, res)) return;
+    const wait = deps.limits.addressWait(ip);
+    if (wait) return answerTooManyRequests(res, wait);
     provider()(req, res);
   };
 }

@@ -56,3 +56,24 @@ export async function eraseExpiredKeys(db: Db, now: Date): Promise<number> {
     .executeTakeFirst();
   return Number(res.numUpdatedRows);
 }
+
+export function keyByKid(db: Db, kid: string): Promise<SigningKeyRow | undefined> {
+  return db.selectFrom('signing_key').selectAll().where('kid', '=', kid).executeTakeFirst();
+}
+
+/** Every key of an algorithm that is not yet revoked (next, current, retired). */
+export function unrevokedKeys(db: Db, alg: string): Promise<SigningKeyRow[]> {
+  return db.selectFrom('signing_key').selectAll().where('alg', '=', alg).where('state', '!=', 'revoked').execute();
+}
+
+/**
+ * A revoked key keeps only its public part (old audit checkpoints name it); its private part is
+ * erased at once, so no instance can load it to sign again.
+ */
+export async function revokeKeyRow(db: Db, kid: string, now: Date): Promise<void> {
+  await db
+    .updateTable('signing_key')
+    .set({ state: 'revoked', revoked_at: now, publish_until: null, private_jwk_sealed: '' })
+    .where('kid', '=', kid)
+    .execute();
+}

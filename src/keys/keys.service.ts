@@ -1,6 +1,6 @@
 // Signing keys live in the database: public JWK in clear, private JWK sealed under the master key,
-// state next → current → retired (DESIGN.md, "Signing keys"). The rules that keep every verifier
-// working through a rotation:
+// state next → current → retired (docs/architecture.md, "Signing keys"), or revoked when
+// compromised (./revoke.ts). The rules that keep every verifier working through a rotation:
 //  - a key is published as `next` before it signs anything, for longer than verifiers may cache
 //    the JWKS (GATEHOUSE_JWKS_MAX_AGE), so a token with its kid never meets a stale cache;
 //  - a retired key stays published until every token it signed has expired.
@@ -37,7 +37,7 @@ function sealContext(kid: string): string {
   return `signing_key:${kid}`;
 }
 
-async function newKey(alg: SigningAlg, sealer: Sealer) {
+export async function newKey(alg: SigningAlg, sealer: Sealer) {
   const options =
     alg === 'EdDSA'
       ? { crv: 'Ed25519', extractable: true }
@@ -145,6 +145,7 @@ export async function rotateIfDue(
 }
 
 function published(row: SigningKeyRow, now: Date): boolean {
+  if (row.state === 'revoked') return false; // withdrawn as compromised: never again, whatever its dates
   return row.state !== 'retired' || (row.publish_until !== null && new Date(row.publish_until) > now);
 }
 
@@ -152,7 +153,7 @@ export async function loadKeySet(db: Db, sealer: Sealer, now = new Date()): Prom
   const rows = await repo.allKeys(db);
   const set: KeySet = { signing: [], published: [], currentKid: {} };
   // Current first, then next, then retired: a verifier scanning the set finds the likely key first.
-  const order = { current: 0, next: 1, retired: 2 } as const;
+  const order = { current: 0, next: 1, retired: 2, revoked: 3 } as const;
   for (const row of [...rows].sort((a, b) => order[a.state] - order[b.state])) {
     if (published(row, now)) set.published.push(row.public_jwk as JWK);
     if (row.state === 'current') {
@@ -171,6 +172,7 @@ export interface KeyInfo {
   activated_at: string | null;
   retired_at: string | null;
   published_until: string | null;
+  revoked_at: string | null;
 }
 
 export async function listKeys(db: Db): Promise<KeyInfo[]> {
@@ -183,6 +185,7 @@ export async function listKeys(db: Db): Promise<KeyInfo[]> {
     activated_at: iso(k.activated_at),
     retired_at: iso(k.retired_at),
     published_until: iso(k.publish_until),
+    revoked_at: iso(k.revoked_at),
   }));
 }
 

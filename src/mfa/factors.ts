@@ -17,7 +17,7 @@ export function factorSummary(db: Db, accountId: string): Promise<FactorSummary>
 
 /**
  * Remove every TOTP credential, passkey and backup code of the person and end all their
- * sessions (DESIGN.md, "Sessions": a factor reset ends sessions and revokes refresh tokens),
+ * sessions (docs/architecture.md, "Sessions and refresh tokens": a factor reset ends sessions and revokes refresh tokens),
  * in one transaction. The person re-enrolls through a 'reset' invitation.
  */
 export async function resetFactors(db: Db, accountId: string): Promise<{ totp: number; passkeys: number; backup_codes: number }> {

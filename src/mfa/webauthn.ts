@@ -1,4 +1,4 @@
-// Passkeys (WebAuthn) with @simplewebauthn/server. Following its example app and DESIGN.md:
+// Passkeys (WebAuthn) with @simplewebauthn/server. Following its example app and docs/architecture.md ("Accounts and sign-in"):
 // challenges are stored server-side, tagged by ceremony and scope, single-use (taken out of the
 // table before they are checked) and expiring; origin and RP ID are always checked; user
 // verification is required; the signature counter is updated after each sign-in.

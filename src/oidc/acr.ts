@@ -1,4 +1,4 @@
-// Authentication context classes (DESIGN.md "Tokens and claims" is restated in docs/architecture.md).
+// Authentication context classes (docs/architecture.md, "Tokens and claims").
 // The one rule for acr_values: a phishing-resistant sign-in (passkey with user verification,
 // NIST SP 800-63B §5.2.5) is stronger than password + second factor, so it also satisfies a
 // request for `mfa`. OIDC Core §3.1.2.1 lets the OP decide how to meet requested values.

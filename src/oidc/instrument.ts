@@ -12,7 +12,7 @@ export function instrumentProvider(p: Provider, { metrics, audit, log }: { metri
     // RFC 9700 §4.14.2: a rotated refresh token came back; oidc-provider has revoked the grant.
     if (err?.error === 'invalid_grant' && err?.error_detail === 'refresh token already used') {
       const rt = ctx.oidc?.entities?.RefreshToken as any;
-      void audit({
+      audit({
         action: 'token.refresh_reuse',
         outcome: 'denied',
         actor: rt?.accountId ?? 'anonymous',
@@ -20,7 +20,7 @@ export function instrumentProvider(p: Provider, { metrics, audit, log }: { metri
         ip: ctx.ip,
         requestId: String(ctx.res.getHeader('x-request-id') ?? ''),
         details: { client_id: ctx.oidc?.client?.clientId, grant_id: rt?.grantId },
-      });
+      }).catch((err) => log.error({ err: (err as Error).message }, 'refresh token reuse not audited'));
     }
   });
   p.on('server_error', (ctx, err) => log.error({ err, requestId: ctx.res.getHeader('x-request-id') }, 'oidc-provider server error'));

@@ -1,5 +1,6 @@
 // Every lifetime Gatehouse gives a token, a flow or a session, in one table. Configurable ones
-// (refresh tokens, sessions) come from src/config/config.ts; these are the fixed ones.
+// (refresh tokens: GATEHOUSE_REFRESH_*; sign-in sessions: GATEHOUSE_SESSION_*) come from
+// src/config/config.ts and are applied in ./session-lifetime.ts; these are the fixed ones.
 // Why each number:
 /** RFC 9068 access tokens: short enough that a role change or a disabled account is in force
  * everywhere within this time without any online check (agentserver notes: 15 minutes). */

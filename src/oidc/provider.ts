@@ -1,11 +1,11 @@
 // The one oidc-provider configuration. Only what differs from the library's defaults is listed,
-// each with the reason (DESIGN.md, "oidc-provider defaults that Gatehouse changes"). People come
+// each with the reason (docs/architecture.md, "oidc-provider defaults that Gatehouse changes"). People come
 // in through ./account-hooks.ts, logout pages through ./logout.ts.
 import crypto from 'node:crypto';
-import ipaddr from 'ipaddr.js';
-import Provider, { errors, interactionPolicy, type Configuration } from 'oidc-provider';
-import type { ClientCache } from '../clients/client-cache.ts';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientCache, ClientRecord } from '../clients/client-cache.ts';
 import { secretMatches } from '../clients/secret.ts';
+import { ipAllowed } from '../clients/networks.ts';
 import type { KeySet } from '../keys/keys.service.ts';
 import { adapterFactory } from './adapter.ts';
 import { renderErrorPage } from './error-page.ts';
@@ -14,6 +14,7 @@ import { rpInitiatedLogout } from './logout.ts';
 import { ACR_VALUES, requestedAcr, satisfiesAcr } from './acr.ts';
 import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL } from './lifetimes.ts';
 import type { Db } from '../db/handle.ts';
+import { expiresWithSession, extendOnRefresh, sessionTtl, type SessionLimits } from './session-lifetime.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -28,6 +29,9 @@ export interface ProviderDeps {
   trustProxy: boolean;
   refreshIdleTtl: number;
   refreshAbsoluteTtl: number;
+  session: SessionLimits;
+  /** The client's token budget (src/oidc/rate-limit-hooks.ts); allowed networks are checked at client lookup there too. */
+  limitTokenRequest?: (ctx: KoaContextWithOIDC, client: ClientRecord) => Promise<void>;
 }
 
 /** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
@@ -43,23 +47,6 @@ function signInPolicy() {
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.add(acrValuesCheck());
   return policy;
-}
-
-function ipAllowed(ip: string, cidrs: string[]): boolean {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    addr = ipaddr.process(ip); // IPv4-mapped IPv6 becomes IPv4
-  } catch {
-    return false;
-  }
-  return cidrs.some((c) => {
-    try {
-      const [net, bits] = c.includes('/') ? ipaddr.parseCIDR(c) : [ipaddr.process(c), ipaddr.process(c).kind() === 'ipv4' ? 32 : 128];
-      return addr.kind() === net.kind() && addr.match(net, bits);
-    } catch {
-      return false;
-    }
-  });
 }
 
 export function buildProvider(deps: ProviderDeps): Provider {
@@ -97,14 +84,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
     // a consent screen (oidc-provider otherwise drops offline_access unless prompt=consent). They
     // expire with the sign-in session, so logging out or a password change ends them too.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // offline_access included: a person's refresh tokens die with the session (./session-lifetime.ts).
+    expiresWithSession,
     ttl: {
       AccessToken: ACCESS_TOKEN_TTL,
       ClientCredentials: ACCESS_TOKEN_TTL,
       AuthorizationCode: AUTHORIZATION_CODE_TTL,
       IdToken: ID_TOKEN_TTL,
       Interaction: INTERACTION_TTL,
-      Grant: deps.refreshAbsoluteTtl,
-      Session: deps.refreshAbsoluteTtl,
+      // A grant belongs to one session, which ends by GATEHOUSE_SESSION_MAX_TTL at the latest.
+      Grant: deps.session.maxTtl,
+      Session: (_ctx, session) => sessionTtl(deps.session, session as { loginTs?: number }),
       // Idle lifetime per token, capped by the absolute lifetime of the grant it belongs to.
       RefreshToken: (ctx, token) => {
         const issued = (token as any).iiat ?? (token as any).iat;
@@ -152,11 +142,12 @@ export function buildProvider(deps: ProviderDeps): Provider {
         async getResourceServerInfo(ctx, resourceIndicator, client) {
           if (resourceIndicator !== audience) throw new errors.InvalidTarget('unknown resource');
           const record = await clients.get(client.clientId);
-          // Allowed source networks (DESIGN.md, "Service clients"). The same error as a wrong
+          // Allowed source networks (docs/architecture.md, "Service clients"). The same error as a wrong
           // secret, so a caller outside the network learns nothing about the credentials.
           if (ctx.oidc.route === 'token' && record && record.allowedCidrs.length > 0 && !ipAllowed(ctx.ip, record.allowedCidrs)) {
             throw new errors.InvalidClientAuth('source address not in the client allowed networks');
           }
+          if (record && deps.limitTokenRequest) await deps.limitTokenRequest(ctx, record);
           return {
             scope: 'agents',
             audience,
@@ -204,8 +195,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
     }
     return false;
   };
-  // Every person's token carries `sid` (DESIGN.md, "Tokens and claims"), so the agentserver can
+  // Every person's token carries `sid` (docs/architecture.md, "Tokens and claims"), so the agentserver can
   // tie a token to a sign-in session; oidc-provider includes it only for logout-aware clients.
   ClientClass.prototype.includeSid = () => true;
+  extendOnRefresh(provider, deps.db, deps.session);
   return provider;
 }

@@ -1,7 +1,7 @@
 // /account: a person's own password, factors and sessions. It reads the person's Gatehouse
 // sign-in session (oidc-provider's); signing in goes through the built-in first-party client
 // `gatehouse-account`. Every change needs a sign-in younger than FRESH_AUTH_SECONDS (the
-// "fresh second factor" of DESIGN.md: a recent sign-in always included one), and every POST
+// "fresh second factor" in docs/architecture.md, "Sessions and refresh tokens"; a recent sign-in always included one), and every POST
 // carries the CSRF token.
 import crypto from 'node:crypto';
 import type Router from '@koa/router';

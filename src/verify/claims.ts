@@ -1,7 +1,7 @@
 import { can as modelCan, hasRole as modelHasRole, isPermission, type Role } from '../authz/model.ts';
 import { VerifyError } from './errors.ts';
 
-/** The claims of a Gatehouse access token (DESIGN.md, "Tokens and claims"; RFC 9068 §2.2). */
+/** The claims of a Gatehouse access token (docs/architecture.md, "Tokens and claims"; RFC 9068 §2.2). */
 export interface AccessTokenClaims {
   iss: string;
   sub: string;

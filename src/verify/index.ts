@@ -17,7 +17,7 @@ export {
   type StepUpRequirement,
 } from './step-up.ts';
 
-/** Asymmetric algorithms only: Gatehouse signs with ES256 by default (DESIGN.md). */
+/** Asymmetric algorithms only: Gatehouse signs with ES256 by default (docs/architecture.md, "Tokens and claims"). */
 export const DEFAULT_ALGORITHMS: readonly string[] = ['ES256', 'EdDSA', 'RS256', 'PS256'];
 
 export interface VerifierOptions {
@@ -59,7 +59,7 @@ function checkAlgorithms(algorithms: readonly string[]): string[] {
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 // Whoever can change the JWKS in transit can mint tokens: plain http only where it cannot leave
-// the machine (the same rule DESIGN.md sets for the issuer).
+// the machine (the same rule docs/architecture.md, "Configuration", sets for the issuer).
 function jwksUrl(options: VerifierOptions): URL {
   const url = new URL(options.jwksUri ?? `${options.issuer.replace(/\/+$/, '')}/jwks`);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {

@@ -69,7 +69,7 @@ export function checkAuthentication(
   const now = requirement.now ?? Math.floor(Date.now() / 1000);
   const challenge = (description: string) => stepUpChallenge({ acrValues, maxAge, realm, description });
 
-  // Service tokens carry no acr: they never satisfy an acr requirement (DESIGN.md).
+  // Service tokens carry no acr: they never satisfy an acr requirement (docs/architecture.md, "Tokens and claims").
   if (acrValues?.length && (claims.acr === undefined || !acrValues.includes(claims.acr))) {
     return { ok: false, reason: 'acr', challenge: challenge('A different authentication level is required') };
   }

@@ -124,7 +124,13 @@ describe('admin console under attack (PostgreSQL)', () => {
     const post = await agent.request(`/admin/users/${target.id}/role`, { form: { role: 'owner', _csrf: csrfOf(landed.text) } });
     expect(post.status).toBe(403);
     expect((await getAccount(s.gatehouse.db.kysely, target.id)).role).toBe(before);
-    for (const path of ['/admin/clients', '/admin/keys/rotate', `/admin/users/${target.id}/disable`, '/admin/users/invite']) {
+    for (const path of [
+      '/admin/clients',
+      '/admin/keys/rotate',
+      '/admin/keys/revoke',
+      `/admin/users/${target.id}/disable`,
+      '/admin/users/invite',
+    ]) {
       expect(
         (await agent.request(path, { form: { _csrf: csrfOf(landed.text), name: 'x', email: 'x@example.com', role: 'owner' } })).status,
       ).toBe(403);

@@ -95,7 +95,7 @@ describe('validateEvent', () => {
     expect(() => validateEvent({ ...base, ...change } as AuditEventInput)).toThrow(message);
   });
 
-  it('lists every action DESIGN.md requires, each shaped domain.verb', () => {
+  it('lists every action the design requires (docs/architecture.md, "Audit log"), each shaped domain.verb', () => {
     for (const a of AUDIT_ACTIONS) expect(a).toMatch(/^[a-z]+(\.[a-z_]+)+$/);
     for (const a of [
       'signin.success',

@@ -31,7 +31,7 @@ export interface TestServer {
 export async function startServer(
   backend: Backend,
   extraEnv: Record<string, string> = {},
-  opts: { testDb?: TestDb; pollMs?: number } = {},
+  opts: { testDb?: TestDb; pollMs?: number; auditQueueMax?: number } = {},
 ): Promise<TestServer> {
   const testDb = opts.testDb ?? (await freshDb(backend));
   const port = await freePort();
@@ -53,7 +53,12 @@ export async function startServer(
       cb();
     },
   });
-  const gatehouse = await createGatehouse(config, { db: testDb.db, log: createLogger('debug', sink), pollMs: opts.pollMs ?? 200 });
+  const gatehouse = await createGatehouse(config, {
+    db: testDb.db,
+    log: createLogger('debug', sink),
+    pollMs: opts.pollMs ?? 200,
+    auditQueueMax: opts.auditQueueMax,
+  });
   await gatehouse.listen();
   return {
     url: config.issuer,

@@ -22,7 +22,9 @@ describe('npm start on the embedded database', () => {
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (err += c));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    for (let i = 0; i < 300 && !/\/enroll\/[A-Za-z0-9_-]+/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    // A fresh embedded database is created and migrated first: seconds on a quiet machine, much
+    // longer on a loaded one, so wait up to two minutes (a bound, not a timing assertion).
+    for (let i = 0; i < 1200 && !/\/enroll\/[A-Za-z0-9_-]+/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
     const link = /(http:\/\/localhost:\d+\/enroll\/[A-Za-z0-9_-]+)/.exec(out)?.[1];
     expect(link, out + err).toBeTruthy();
 
@@ -43,5 +45,5 @@ describe('npm start on the embedded database', () => {
     expect(await exited).toBe(0);
     expect(fs.existsSync(path.join(dir, 'gatehouse.lock'))).toBe(false);
     expect(fs.statSync(path.join(dir, 'master.key')).mode & 0o777).toBe(0o600);
-  });
+  }, 240_000);
 });

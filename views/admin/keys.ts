@@ -1,4 +1,4 @@
-// Signing keys and their states; rotate now.
+// Signing keys and their states; rotate now; revoke a compromised key.
 import { html } from '../../src/http/html.ts';
 import { adminLayout, when, type AdminFrame } from './layout.ts';
 
@@ -11,13 +11,14 @@ export interface KeyView {
   activated_at: string | null;
   retired_at: string | null;
   published_until: string | null;
+  revoked_at?: string | null;
 }
 
 export function keysPage(
   f: AdminFrame,
   p: { keys: KeyView[]; jwksMaxAgeSeconds: number; notice?: string | null; error?: string | null },
 ): string {
-  const order = { current: 0, next: 1, retired: 2 } as Record<string, number>;
+  const order = { current: 0, next: 1, retired: 2, revoked: 3 } as Record<string, number>;
   const keys = [...p.keys].sort(
     (a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3) || a.alg.localeCompare(b.alg) || b.created_at.localeCompare(a.created_at),
   );
@@ -40,6 +41,7 @@ export function keysPage(
             <th scope="col">Activated</th>
             <th scope="col">Retired</th>
             <th scope="col">Published until</th>
+            <th scope="col">Revoke</th>
           </tr>
         </thead>
         <tbody>
@@ -53,7 +55,25 @@ export function keysPage(
                 <td data-label="Activated">${when(k.activated_at, '—')}</td>
                 <td data-label="Retired">${when(k.retired_at, '—')}</td>
                 <td data-label="Published until">
-                  ${k.state === 'retired' ? when(k.published_until, '—') : html`<span class="muted">while in use</span>`}
+                  ${
+                    k.state === 'revoked'
+                      ? html`<span class="muted">never: revoked</span> ${when(k.revoked_at ?? null, '')}`
+                      : k.state === 'retired'
+                        ? when(k.published_until, '—')
+                        : html`<span class="muted">while in use</span>`
+                  }
+                </td>
+                <td data-label="Revoke">
+                  ${
+                    k.state === 'revoked'
+                      ? html`<span class="muted">—</span>`
+                      : html`<form method="post" action="/admin/keys/revoke">
+                          <input type="hidden" name="_csrf" value="${f.csrf}" />
+                          <input type="hidden" name="kid" value="${k.kid}" />
+                          <label><input type="checkbox" name="all" /> every ${k.alg} key</label>
+                          <button type="submit" class="danger" aria-label="Revoke key ${k.kid}">Revoke</button>
+                        </form>`
+                  }
                 </td>
               </tr>`,
           )}
@@ -63,6 +83,11 @@ export function keysPage(
         <input type="hidden" name="_csrf" value="${f.csrf}" />
         <p>Rotating promotes each next key to current, retires the current one and publishes a new next key.</p>
         <button type="submit">Rotate now</button>
-      </form>`,
+      </form>
+      <p class="muted">
+        Revoke a key only if it may be compromised: it leaves the JWKS at once and every token it signed stops verifying. A fresh key
+        replaces a revoked current or next key (the stored next key is not promoted: it may be compromised too); "every key" replaces all
+        keys of that algorithm.
+      </p>`,
   });
 }

@@ -34,7 +34,7 @@ export function when(value: Date | string | null | undefined, never = 'never'): 
 }
 
 function link(href: string, label: string, current: boolean) {
-  return html`<a href="${href}" ${current ? html` aria-current="page"` : ''}>${label}</a>`;
+  return html`<a href="${href}"${current ? html` aria-current="page"` : ''}>${label}</a>`;
 }
 
 export function adminLayout(
