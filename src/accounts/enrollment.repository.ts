@@ -17,6 +17,11 @@ export async function upsertEnrollment(db: Db, invitationId: string, row: Omit<E
     .execute();
 }
 
+/** The holder of a recovery link proved what it asks for. */
+export async function markProven(db: Db, invitationId: string, at: Date): Promise<void> {
+  await db.updateTable('enrollment').set({ proven_at: at }).where('invitation_id', '=', invitationId).execute();
+}
+
 export async function deleteEnrollment(db: Db, invitationId: string): Promise<void> {
   await db.deleteFrom('enrollment').where('invitation_id', '=', invitationId).execute();
 }

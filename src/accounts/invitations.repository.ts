@@ -1,5 +1,5 @@
 import { type Transaction, sql } from 'kysely';
-import type { Database, InvitationRow } from '../db/schema.ts';
+import type { Database, InvitationPurposeColumn, InvitationRow } from '../db/schema.ts';
 import type { Db } from '../db/handle.ts';
 
 /**
@@ -30,7 +30,7 @@ export async function insertInvitation(
     email: string;
     role: string;
     permissions: string[];
-    purpose: 'enroll' | 'reset';
+    purpose: InvitationPurposeColumn;
     account_id: string | null;
     created_by: string | null;
     expires_at: Date;
@@ -67,4 +67,25 @@ export function consumeByHash(db: Db, tokenHash: string, now: Date): Promise<Inv
 
 export async function setAccount(db: Db, id: string, accountId: string): Promise<void> {
   await db.updateTable('invitation').set({ account_id: accountId }).where('id', '=', id).execute();
+}
+
+/** A link whose holder failed its proof too often: it stops working now (kept for the record). */
+export async function expireNow(db: Db, id: string, now: Date): Promise<void> {
+  await db.updateTable('invitation').set({ expires_at: now }).where('id', '=', id).where('used_at', 'is', null).execute();
+}
+
+/**
+ * Count one proof attempt on a usable link, before the proof is checked (so that parallel
+ * guesses cannot all pass a check made earlier); the count after it, or null for a dead link.
+ */
+export async function addProofAttempt(db: Db, id: string, now: Date): Promise<number | null> {
+  const row = await db
+    .updateTable('invitation')
+    .set((eb) => ({ proof_attempts: eb('proof_attempts', '+', 1) }))
+    .where('id', '=', id)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .returning('proof_attempts')
+    .executeTakeFirst();
+  return row ? row.proof_attempts : null;
 }

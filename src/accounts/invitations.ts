@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { Role } from '../authz/model.ts';
-import type { InvitationRow } from '../db/schema.ts';
+import type { InvitationPurposeColumn, InvitationRow } from '../db/schema.ts';
 import { GatehouseError } from '../errors.ts';
 import { type Account, countOwners, createAccount } from './accounts.service.ts';
 import * as accountsRepo from './accounts.repository.ts';
@@ -28,7 +28,14 @@ export const INVITATION_INVALID_MESSAGE = 'This invitation link has expired or w
  */
 export const FIRST_OWNER_EMAIL = '';
 
-export type InvitationPurpose = 'enroll' | 'reset';
+/**
+ * 'enroll' creates an account. The recovery links (src/accounts/recovery.ts) act on an existing
+ * one: 'reset' a new second factor after the current password, 'password_reset' a new password
+ * after a second factor, 'reenroll' both, as a new invitation would.
+ */
+export type InvitationPurpose = InvitationPurposeColumn;
+export const RECOVERY_PURPOSES = ['reset', 'password_reset', 'reenroll'] as const satisfies readonly InvitationPurpose[];
+export const isRecovery = (purpose: InvitationPurpose): boolean => purpose !== 'enroll';
 
 export interface Invitation {
   id: string;
@@ -67,7 +74,7 @@ const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/; // 32 bytes, base64url, no padding
 
 export interface CreateInvitationInput {
   email: string;
-  /** Required for 'enroll'; a 'reset' keeps the account's own role. */
+  /** Required for 'enroll'; a recovery link keeps the account's own role. */
   role?: string;
   permissions?: string[];
   createdBy?: string | null;
@@ -87,13 +94,13 @@ export interface CreatedInvitation {
 const ttlSchema = z.number().int().min(MIN_TTL_SECONDS, `at least ${MIN_TTL_SECONDS} seconds`).max(MAX_TTL_SECONDS, 'at most 30 days');
 
 /**
- * A new invitation. 'enroll' is refused for an email that already has an account; 'reset'
- * (a new factor set for someone who lost theirs) needs one. A newer invitation for the same
- * email invalidates the older unused ones: the latest link sent is the only one that works.
+ * A new invitation. 'enroll' is refused for an email that already has an account; a recovery
+ * link (src/accounts/recovery.ts) needs one. A newer invitation for the same email invalidates
+ * the older unused ones, of any kind: the latest link sent is the only one that works.
  */
 export async function createInvitation(db: Db, input: CreateInvitationInput): Promise<CreatedInvitation> {
   const email = normalizeEmail(input.email);
-  const purpose = parseOrThrow(z.enum(['enroll', 'reset']), input.purpose ?? 'enroll', 'purpose');
+  const purpose = parseOrThrow(z.enum(['enroll', ...RECOVERY_PURPOSES]), input.purpose ?? 'enroll', 'purpose');
   const ttl = parseOrThrow(ttlSchema, input.ttlSeconds ?? DEFAULT_INVITATION_TTL_SECONDS, 'ttlSeconds');
   const requestedRole = purpose === 'enroll' ? parseOrThrow(roleSchema, input.role, 'role') : null;
   const permissions = parseOrThrow(permissionsSchema, input.permissions ?? [], 'permissions');
@@ -109,12 +116,12 @@ export async function createInvitation(db: Db, input: CreateInvitationInput): Pr
         { field: 'email' },
       );
     }
-    if (purpose === 'reset' && !existing) throw new GatehouseError('NOT_FOUND', `No account for ${email}.`, { field: 'email' });
+    if (purpose !== 'enroll' && !existing) throw new GatehouseError('NOT_FOUND', `No account for ${email}.`, { field: 'email' });
     const role = requestedRole ?? (existing!.role as Role);
     return issue(trx, {
       email,
       role,
-      permissions: purpose === 'reset' ? existing!.permissions : permissions,
+      permissions: purpose !== 'enroll' ? existing!.permissions : permissions,
       purpose,
       accountId: existing?.id ?? null,
       createdBy: input.createdBy ?? null,
@@ -182,6 +189,16 @@ export async function findValidInvitation(db: Db, token: unknown): Promise<Invit
   return row ? toInvitation(row) : null;
 }
 
+/** A recovery link whose proof failed too often stops working at once. */
+export async function expireInvitation(db: Db, id: string): Promise<void> {
+  await repo.expireNow(db, id, new Date());
+}
+
+/** Count a proof attempt on a usable link before checking the proof; null when the link is dead. */
+export function addProofAttempt(db: Db, id: string): Promise<number | null> {
+  return repo.addProofAttempt(db, id, new Date());
+}
+
 /**
  * Use the invitation up, atomically: one UPDATE that matches only an unused, unexpired row.
  * Run it in the transaction that acts on the invitation, so a failure later on gives it back.
@@ -211,7 +228,7 @@ export async function enrollAccount(db: Db, token: unknown, input: EnrollInput):
   return inTransaction(db, async (trx) => {
     const invitation = await consumeInvitation(trx, token);
     if (invitation.purpose !== 'enroll')
-      throw new GatehouseError('VALIDATION', 'This link resets the factors of an existing account; it cannot create one.');
+      throw new GatehouseError('VALIDATION', 'This link recovers an existing account; it cannot create one.');
     let email = invitation.email;
     if (email === FIRST_OWNER_EMAIL) {
       // An owner enrolled some other way (the CLI) since the link was printed: it is void.

@@ -13,11 +13,12 @@ import {
   setRole,
 } from '../accounts/accounts.service.ts';
 import { createInvitation } from '../accounts/invitations.ts';
+import { RECOVERY, RECOVERY_WHATS, createRecoveryLink, recoveryDetails, type RecoveryWhat } from '../accounts/recovery.ts';
 import type { AuditAction } from '../audit/actions.ts';
 import type { GatehouseError } from '../errors.ts';
 import { html } from '../http/html.ts';
-import { factorSummary, resetFactors } from '../mfa/factors.ts';
-import { invitePage, linkOncePage, userPage, usersPage } from '../../views/admin/users.ts';
+import { factorSummary } from '../mfa/factors.ts';
+import { invitePage, linkOncePage, recoveryIntro, userPage, usersPage } from '../../views/admin/users.ts';
 import { withNotice, type AdminRequest, type Guard } from './guard.ts';
 import { one, parsePermissions, splitList } from './input.ts';
 import { noticeFor } from './notices.ts';
@@ -181,65 +182,59 @@ export function userRoutes(router: Router, deps: UserRouteDeps): void {
     return { deleted_records: deleted };
   });
 
-  // Reset factors: everything the person signs in with beyond the password goes, their sessions
-  // end, and a 'reset' invitation (shown once) lets them set up new factors.
-  router.post('/admin/users/:id/reset-factors', async (ctx) => {
-    const id = ctx.params.id!.slice(0, 64);
-    const page = `/admin/users/${encodeURIComponent(id)}`;
-    const r = await guard.change(ctx, 'manage', { action: 'factor.reset', target: id, returnTo: page });
-    if (!r) return;
-    const done = await guard.perform(
-      ctx,
-      r,
-      { action: 'factor.reset', target: id },
-      async (trx) => {
-        const person = await getAccount(trx, id);
-        const removed = await resetFactors(trx, id);
-        const inv = await createInvitation(trx, { email: person.email, purpose: 'reset', createdBy: r.account.id });
-        await guard.record(
-          ctx,
-          r.account.id,
-          {
-            action: 'invitation.create',
-            outcome: 'success',
-            target: person.email,
-            details: {
-              invitation_id: inv.id,
-              email: inv.email,
-              role: inv.role,
-              purpose: 'reset',
-              expires_at: inv.expires_at.toISOString(),
+  // Recovery links (src/accounts/recovery.ts): a factor reset, a password reset, a re-enrollment.
+  // Each is shown once; what making it revokes at once is in its audit event.
+  const RECOVERY_PATHS: Record<RecoveryWhat, string> = { factors: 'reset-factors', password: 'reset-password', all: 'reenroll' };
+  for (const what of RECOVERY_WHATS) {
+    const kind = RECOVERY[what];
+    router.post(`/admin/users/:id/${RECOVERY_PATHS[what]}`, async (ctx) => {
+      const id = ctx.params.id!.slice(0, 64);
+      const page = `/admin/users/${encodeURIComponent(id)}`;
+      const r = await guard.change(ctx, 'manage', { action: kind.created, target: id, returnTo: page });
+      if (!r) return;
+      const done = await guard.perform(
+        ctx,
+        r,
+        { action: kind.created, target: id },
+        async (trx) => {
+          const made = await createRecoveryLink(trx, { accountId: id, what, createdBy: r.account.id });
+          const details = recoveryDetails(made);
+          await guard.record(
+            ctx,
+            r.account.id,
+            {
+              action: 'invitation.create',
+              outcome: 'success',
+              target: made.account.email,
+              details: {
+                invitation_id: made.invitation.id,
+                email: made.account.email,
+                role: made.invitation.role,
+                purpose: kind.purpose,
+                expires_at: details.expires_at,
+              },
             },
-          },
-          trx,
-        );
-        return {
-          result: { person, inv },
-          details: {
-            email: person.email,
-            authenticator_apps: removed.totp,
-            passkeys: removed.passkeys,
-            backup_set: removed.backup_codes,
-            invitation_id: inv.id,
-          },
-        };
-      },
-      { transaction: true },
-    );
-    if (!done.ok) {
-      if (done.error.code === 'NOT_FOUND') throw done.error;
-      return showUser(ctx, r, id, { error: done.error.message }, done.error.status);
-    }
-    const { person, inv } = done.result;
-    guard.html(
-      ctx,
-      linkOncePage(r.frame, {
-        title: 'Factors reset',
-        intro: html`<p>The authenticator app, passkeys and backup codes of <strong>${person.email}</strong> were removed and their sessions ended. With this link they set up new factors.</p>`,
-        url: enrollUrl(inv.token),
-        expiresAt: inv.expires_at,
-        back: page,
-      }),
-    );
-  });
+            trx,
+          );
+          return { result: made, details };
+        },
+        { transaction: true },
+      );
+      if (!done.ok) {
+        if (done.error.code === 'NOT_FOUND') throw done.error;
+        return showUser(ctx, r, id, { error: done.error.message }, done.error.status);
+      }
+      const made = done.result;
+      guard.html(
+        ctx,
+        linkOncePage(r.frame, {
+          title: `${kind.label} link`,
+          intro: recoveryIntro(made),
+          url: enrollUrl(made.invitation.token),
+          expiresAt: made.invitation.expires_at,
+          back: page,
+        }),
+      );
+    });
+  }
 }

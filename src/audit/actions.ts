@@ -10,11 +10,18 @@ export const AUDIT_ACTIONS = [
   // Factors, with details {type: 'totp' | 'passkey' | 'backup_codes', …}.
   'factor.enroll',
   'factor.remove',
-  'factor.reset',
+  // Recovery links (src/accounts/recovery.ts), one pair per kind: the link made (by an owner or the
+  // CLI; details.what, what it revoked at once) and the link used (success) or its proof failed (failure).
+  'factor.reset', // a factor-reset link: the lost factors are removed now; the person proves their password, then enrolls a new one
+  'factor.reset_complete',
+  'password.reset', // a password-reset link: nothing changes until the person proves a second factor and sets a new password
+  'password.reset_complete',
+  'account.reenroll', // a re-enrollment link: factors and password removed now; the person enrolls again as invited
+  'account.reenroll_complete',
   'factor.regenerate', // a new set of backup codes: the old set stops working
   'password.change',
   'invitation.create',
-  'invitation.accept', // details.purpose 'reset': a person replaced their factors (and password) through a reset link
+  'invitation.accept', // an 'enroll' invitation became an account (recovery links have their own *_complete actions)
   'user.role_change',
   'user.permission_change',
   'user.disable',

@@ -1,5 +1,6 @@
 import { disableAccount, enableAccount, findAccountByEmail, listAccounts, setRole } from '../accounts/accounts.service.ts';
 import { createInvitation } from '../accounts/invitations.ts';
+import { RECOVERY, createRecoveryLink, recoveryDetails } from '../accounts/recovery.ts';
 import { GatehouseError } from '../errors.ts';
 import type { Command } from './command.ts';
 import type { CliContext } from './context.ts';
@@ -43,6 +44,36 @@ export const userCommands: Command[] = [
         details: { role: inv.role, permissions: v.permission ?? [], expires_at: out.expires_at },
       });
       return { json: out, text: `Invitation for ${out.email} (${out.role}), valid until ${out.expires_at}, single use:\n${url}` };
+    },
+  },
+  {
+    name: 'users reset',
+    summary: 'a recovery link, printed once: --what factors (proves the password), password (proves a second factor) or all (enroll again)',
+    options: { email: { type: 'string' }, what: { type: 'string' }, 'ttl-hours': { type: 'string' } },
+    async run(ctx, v) {
+      if (!v.email) throw new GatehouseError('VALIDATION', '--email is required');
+      if (!v.what) throw new GatehouseError('VALIDATION', '--what is required (factors, password or all)');
+      const ttlHours = v['ttl-hours'] === undefined ? 24 : Number(v['ttl-hours']);
+      if (!Number.isFinite(ttlHours) || ttlHours <= 0) throw new GatehouseError('VALIDATION', '--ttl-hours must be a positive number');
+      const made = await createRecoveryLink(ctx.db.kysely, {
+        email: v.email,
+        what: v.what,
+        createdBy: 'cli',
+        ttlSeconds: Math.round(ttlHours * 3600),
+      });
+      const kind = RECOVERY[made.what];
+      const url = `${ctx.config.issuer}/enroll/${made.invitation.token}`;
+      const out = { email: made.account.email, what: made.what, url, expires_at: made.invitation.expires_at.toISOString() };
+      await ctx.audit({ action: kind.created, outcome: 'success', actor: 'cli', target: made.account.id, details: recoveryDetails(made) });
+      await ctx.audit({
+        action: 'invitation.create',
+        outcome: 'success',
+        actor: 'cli',
+        target: made.account.email,
+        details: { invitation_id: made.invitation.id, role: made.invitation.role, purpose: kind.purpose, expires_at: out.expires_at },
+      });
+      const revoked = made.what === 'password' ? 'Nothing changed yet' : 'Their factors were removed and their sessions ended';
+      return { json: out, text: `${kind.label} link for ${out.email}, valid until ${out.expires_at}, single use. ${revoked}.\n${url}` };
     },
   },
   {

@@ -81,16 +81,20 @@ export interface AccountTable {
   updated_at: GeneratedTimestamp;
 }
 
+/** 'reset' is the factor reset (the name it shipped with); see src/accounts/recovery.ts. */
+export type InvitationPurposeColumn = 'enroll' | 'reset' | 'password_reset' | 'reenroll';
+
 export interface InvitationTable {
   id: string;
   token_hash: string;
   email: string;
   role: string;
   permissions: Json<string[]>;
-  purpose: ColumnType<'enroll' | 'reset', 'enroll' | 'reset' | undefined, 'enroll' | 'reset'>;
+  purpose: ColumnType<InvitationPurposeColumn, InvitationPurposeColumn | undefined, InvitationPurposeColumn>;
   account_id: string | null;
   created_by: string | null;
   created_at: GeneratedTimestamp;
+  proof_attempts: ColumnType<number, number | undefined, number>;
   expires_at: Timestamp;
   used_at: Timestamp | null;
 }
@@ -174,6 +178,7 @@ export interface EnrollmentTable {
   password_hash: string | null;
   totp_seed_sealed: string | null;
   expires_at: Timestamp;
+  proven_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 /**

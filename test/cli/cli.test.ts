@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatehouse } from '../helpers/cli.ts';
 import { createVerifier } from '../../src/verify/index.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { createPerson } from '../helpers/accounts.ts';
+import { findValidInvitation } from '../../src/accounts/invitations.ts';
+import { listAudit } from '../../src/audit/query.ts';
 
 async function token(url: string, id: string, secret: string) {
   return fetch(`${url}/token`, {
@@ -108,6 +111,37 @@ describe('gatehouse CLI against a running server on PostgreSQL', () => {
     const forced = await gatehouse(['keys', 'rotate', '--force', '--json'], env);
     expect(forced.code, forced.stderr).toBe(0);
     expect(JSON.parse(forced.stdout).rotated).toHaveLength(2);
+  });
+
+  it('prints each kind of recovery link once, audited with its own action', async () => {
+    const person = await createPerson(s, 'cli-reset@example.com', 'viewer');
+    const made: Record<string, string> = {};
+    for (const [what, purpose, action] of [
+      ['password', 'password_reset', 'password.reset'],
+      ['factors', 'reset', 'factor.reset'],
+      ['all', 'reenroll', 'account.reenroll'],
+    ] as const) {
+      const r = await gatehouse(['users', 'reset', '--email', person.email, '--what', what, '--json'], env);
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout);
+      expect(Object.keys(out).sort()).toEqual(['email', 'expires_at', 'url', 'what']);
+      expect(out).toMatchObject({ email: person.email, what });
+      expect(out.url).toMatch(new RegExp(`^${s.url}/enroll/[A-Za-z0-9_-]{43}$`));
+      const hours = (Date.parse(out.expires_at) - Date.now()) / 3600_000;
+      expect(hours).toBeGreaterThan(23);
+      expect(hours).toBeLessThanOrEqual(24);
+      const token = out.url.split('/').pop();
+      expect(await findValidInvitation(s.gatehouse.db.kysely, token)).toMatchObject({ purpose, account_id: person.id });
+      const [event] = (await listAudit(s.gatehouse.db.kysely, { action, limit: 1 })).events;
+      expect(event).toMatchObject({ actor: 'cli', target: person.id, outcome: 'success', details: { what } });
+      expect(JSON.stringify(event)).not.toContain(token);
+      made[what] = token;
+    }
+    // The latest link is the only one that works.
+    expect(await findValidInvitation(s.gatehouse.db.kysely, made.password)).toBeNull();
+    const bad = await gatehouse(['users', 'reset', '--email', person.email, '--what', 'everything', '--json'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stdout).toBe('');
   });
 
   it('gives a clear error and a non-zero exit for bad input, with nothing on stdout in --json mode', async () => {
