@@ -157,29 +157,22 @@ export function enrollRoutes(router: Router, deps: EnrollDeps): void {
     if (inv) await startPage(ctx, inv);
   });
 
-  router.post('/enroll/:token/prove-password', async (ctx) => {
-    const inv = await invitation(ctx);
-    if (!inv) return;
-    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
-    deps.csrf.verify(ctx, body._csrf);
-    try {
-      await afterProof(ctx, inv, await enrollment.provePassword(inv, body.password));
-    } catch (err) {
-      await refused(ctx, inv, err);
-    }
-  });
-
-  router.post('/enroll/:token/prove-code', async (ctx) => {
-    const inv = await invitation(ctx);
-    if (!inv) return;
-    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
-    deps.csrf.verify(ctx, body._csrf);
-    try {
-      await afterProof(ctx, inv, await enrollment.proveCode(inv, body.code));
-    } catch (err) {
-      await refused(ctx, inv, err);
-    }
-  });
+  /** A recovery link's proof form (the current password, or a second-factor code). */
+  function proofRoute(path: string, prove: (inv: Invitation, body: Record<string, unknown>) => Promise<Proof>) {
+    router.post(`/enroll/:token/${path}`, async (ctx) => {
+      const inv = await invitation(ctx);
+      if (!inv) return;
+      const body = (ctx.request.body ?? {}) as Record<string, unknown>;
+      deps.csrf.verify(ctx, body._csrf);
+      try {
+        await afterProof(ctx, inv, await prove(inv, body));
+      } catch (err) {
+        await refused(ctx, inv, err);
+      }
+    });
+  }
+  proofRoute('prove-password', (inv, body) => enrollment.provePassword(inv, body.password));
+  proofRoute('prove-code', (inv, body) => enrollment.proveCode(inv, body.code));
 
   router.post('/enroll/:token/prove-passkey/options', async (ctx) => {
     const inv = await invitation(ctx);

@@ -11,7 +11,8 @@
 // A trip is audited once per key and window: the request that takes the counter from the limit
 // to one over is the only one that sees exactly limit+1, whichever instance serves it.
 import type { ServerResponse } from 'node:http';
-import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { createCounter } from '../db/rate-limiter.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Connection } from '../db/connect.ts';
 import type { Logger } from '../log.ts';
@@ -39,20 +40,7 @@ export interface RateLimits {
  * is over, until its window ends (inMemoryBlockOnConsumed).
  */
 function limiter(db: Connection, keyPrefix: string, points: number): RateLimiterAbstract {
-  const memory = () => new RateLimiterMemory({ keyPrefix, points, duration: WINDOW_SECONDS });
-  if (!db.pool) return memory();
-  return new RateLimiterPostgres({
-    storeClient: db.pool,
-    storeType: 'pool',
-    tableName: 'rate_limit',
-    tableCreated: true,
-    clearExpiredByTimeout: false,
-    keyPrefix,
-    points,
-    duration: WINDOW_SECONDS,
-    inMemoryBlockOnConsumed: points + 1,
-    insuranceLimiter: memory(),
-  });
+  return createCounter(db, { keyPrefix, points, duration: WINDOW_SECONDS, tolerateOutage: true });
 }
 
 /** One point off `key`: how long to wait (0: allowed), and whether this request tripped the limit. */

@@ -14,7 +14,8 @@
 // Points are taken BEFORE the credential is verified and given back when it is right or when the
 // attempt is refused, with the limiters' atomic upserts: a burst of parallel requests cannot all
 // pass a check made before any of them failed (issue 7, point 1).
-import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { createCounter } from '../db/rate-limiter.ts';
 import type { Connection } from '../db/connect.ts';
 
 export const IP_FAILURES_PER_MINUTE = 5;
@@ -66,18 +67,7 @@ const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 export function createBruteForce(db: Connection, opts: BruteForceOptions = {}): BruteForce {
   const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract =>
-    db.pool
-      ? new RateLimiterPostgres({
-          storeClient: db.pool,
-          storeType: 'pool',
-          tableName: 'rate_limit',
-          tableCreated: true,
-          clearExpiredByTimeout: false,
-          keyPrefix,
-          points,
-          duration,
-        })
-      : new RateLimiterMemory({ keyPrefix, points, duration });
+    createCounter(db, { keyPrefix, points, duration });
   const ipWindow = opts.ipWindowSeconds ?? 60;
   const ipFailures = make('signin_ip', IP_FAILURES_PER_MINUTE, ipWindow);
   const accountFailures = make('signin_account', ACCOUNT_FAILURES_PER_HOUR, 3600);
