@@ -12,6 +12,16 @@ import type { Db } from '../db/handle.ts';
 export function keyRoutes(router: Router, deps: { db: Db; guard: Guard; sealer: Sealer; keyPolicy: KeyPolicy }): void {
   const { db, guard } = deps;
 
+  /** The keys page again, with the reason a change was refused. */
+  async function refused(
+    ctx: Parameters<Guard['html']>[0],
+    frame: Parameters<typeof keysPage>[0],
+    error: { message: string; status: number },
+  ) {
+    const page = keysPage(frame, { keys: await listKeys(db), jwksMaxAgeSeconds: deps.keyPolicy.jwksMaxAgeSeconds, error: error.message });
+    return guard.html(ctx, page, error.status);
+  }
+
   router.get('/admin/keys', async (ctx) => {
     const r = await guard.page(ctx, 'manage');
     if (r)
@@ -41,13 +51,7 @@ export function keyRoutes(router: Router, deps: { db: Db; guard: Guard; sealer: 
       },
       { transaction: true },
     );
-    if (!done.ok) {
-      return guard.html(
-        ctx,
-        keysPage(r.frame, { keys: await listKeys(db), jwksMaxAgeSeconds: deps.keyPolicy.jwksMaxAgeSeconds, error: done.error.message }),
-        done.error.status,
-      );
-    }
+    if (!done.ok) return refused(ctx, r.frame, done.error);
     ctx.status = 303;
     ctx.redirect(withNotice('/admin/keys', 'keys_rotated'));
   });
@@ -70,13 +74,7 @@ export function keyRoutes(router: Router, deps: { db: Db; guard: Guard; sealer: 
       },
       { transaction: true },
     );
-    if (!done.ok) {
-      return guard.html(
-        ctx,
-        keysPage(r.frame, { keys: await listKeys(db), jwksMaxAgeSeconds: deps.keyPolicy.jwksMaxAgeSeconds, error: done.error.message }),
-        done.error.status,
-      );
-    }
+    if (!done.ok) return refused(ctx, r.frame, done.error);
     ctx.status = 303;
     ctx.redirect(withNotice('/admin/keys', 'key_revoked'));
   });
