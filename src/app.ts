@@ -199,8 +199,6 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     if (topic === 'keys') reloadKeys().catch((err) => log.error({ err }, 'reloading signing keys failed'));
   });
   feed.on('error', (err) => log.warn({ err: err.message }, 'change feed poll failed'));
-  await feed.poll();
-  feed.start(opts.pollMs ?? 1000);
 
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: 1 }); // see src/oidc/provider.ts
   const router = new Router();
@@ -259,6 +257,12 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     ctx.respond = false;
     await callback(ctx.req, ctx.res);
   });
+
+  // The feed's baseline is read only now, after the built-in clients were registered above
+  // (adminRoutes): read earlier, their version bump would empty every instance's client cache one
+  // poll after start, and a service whose client was just cached would need the database again.
+  await feed.poll();
+  feed.start(opts.pollMs ?? 1000);
 
   const jobs =
     opts.jobs !== false

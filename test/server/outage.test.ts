@@ -133,13 +133,9 @@ describe('PostgreSQL stops and starts under a running Gatehouse', () => {
     await pg?.destroy();
   });
 
-  // KNOWN REGRESSION, skipped so that it is visible rather than hidden: since the per-client token
-  // budget (src/http/rate-limits.ts, RateLimiterPostgres with an in-memory insurance limiter)
-  // landed beside this work, a cached client's client-credentials request during the outage
-  // answers 503 instead of 200 (disabling the budget call in src/oidc/provider.ts makes this test
-  // pass again; the budget call itself does not throw, so the 503 comes from the outage mapping in
-  // src/oidc/unavailable.ts seeing a server_error for that request). Fix, then remove the skip.
-  it.skip('serves what needs no database, answers 503 for the rest, and recovers by itself', async () => {
+  // The cached client was cached right after start: this also proves that starting an instance
+  // does not empty its client cache one poll later (the built-in clients' registration once did).
+  it('serves what needs no database, answers 503 for the rest, and recovers by itself', async () => {
     await pg.stop();
 
     const ready = await fetch(`${s.url}/readyz`);
