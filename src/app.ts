@@ -15,6 +15,7 @@ import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
 import { assertMasterKeyOpens, ensureKeys, loadKeySet, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
 import { buildProvider } from './oidc/provider.ts';
+import { DPOP_NONCE_KEY_LABEL } from './oidc/dpop.ts';
 import { MAX_SIGNED_LIFETIME } from './oidc/lifetimes.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
@@ -154,6 +155,8 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   authFailures.start();
 
   let keySet = await loadKeySet(db.kysely, sealer);
+  // DPoP-Nonce values from one instance must pass at every other one (src/oidc/dpop.ts).
+  const dpopNonceSecret = deriveKey(masterKey, DPOP_NONCE_KEY_LABEL);
   const makeProvider = () =>
     withOutageAnswers({
       issuer: config.issuer,
@@ -168,6 +171,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       refreshAbsoluteTtl: config.refreshAbsoluteTtl,
       session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
       limitTokenRequest,
+      dpop: { nonceSecret: dpopNonceSecret, requireNonce: config.dpopRequireNonce },
     });
   function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {
     const p = buildProvider(deps);

@@ -43,6 +43,9 @@ const CREATE_HELP = `Options:
                                    person after signing out (RP-Initiated Logout 1.0, exact match)
   --introspect                     a resource server: may introspect tokens issued to other clients
                                    (without it a client sees active:true only for its own tokens)
+  --require-dpop                   every access token must be DPoP-bound (RFC 9449): token requests
+                                   without a DPoP proof are refused
+  --certificate-bound              tls_client_auth only: access tokens carry cnf.x5t#S256 (RFC 8705)
   --json                           print {"client_id", "client_secret"?} as JSON`;
 
 export const clientCommands: Command[] = [
@@ -64,6 +67,8 @@ export const clientCommands: Command[] = [
       'tls-subject-dn': { type: 'string' },
       'rate-limit': { type: 'string' },
       introspect: { type: 'boolean' },
+      'require-dpop': { type: 'boolean' },
+      'certificate-bound': { type: 'boolean' },
     },
     async run(ctx, v) {
       if (v.public && v.auth) throw new GatehouseError('VALIDATION', '--public and --auth exclude each other');
@@ -85,6 +90,8 @@ export const clientCommands: Command[] = [
             tlsSubjectDn: v['tls-subject-dn'],
             rateLimit,
             introspect: v.introspect === true,
+            requireDpop: v['require-dpop'] === true,
+            certificateBound: v['certificate-bound'] === true,
           }),
         (c) => ({
           action: 'client.create',
@@ -99,6 +106,8 @@ export const clientCommands: Command[] = [
             allowed_cidrs: v['allow-cidr'] ?? [],
             ...(rateLimit !== undefined ? { rate_limit: rateLimit } : {}),
             introspect: v.introspect === true,
+            ...(v['require-dpop'] ? { require_dpop: true } : {}),
+            ...(v['certificate-bound'] ? { certificate_bound: true } : {}),
           },
         }),
       );
@@ -118,7 +127,7 @@ export const clientCommands: Command[] = [
         ? clients
             .map(
               (c) =>
-                `${c.client_id}  ${c.kind.padEnd(7)}  ${c.name}  roles=${c.roles.join(',') || '-'}  auth=${c.auth}  limit=${c.rate_limit}/min${c.allowed_cidrs.length ? '  networks=' + c.allowed_cidrs.join(',') : ''}`,
+                `${c.client_id}  ${c.kind.padEnd(7)}  ${c.name}  roles=${c.roles.join(',') || '-'}  auth=${c.auth}  limit=${c.rate_limit}/min${c.require_dpop ? '  dpop' : ''}${c.certificate_bound ? '  cert-bound' : ''}${c.allowed_cidrs.length ? '  networks=' + c.allowed_cidrs.join(',') : ''}`,
             )
             .join('\n')
         : 'no clients';

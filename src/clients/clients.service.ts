@@ -82,6 +82,10 @@ const createSchema = z
     jwks: publicJwks.optional(),
     tlsSubjectDn: z.string().max(500).optional(),
     introspect: z.boolean().default(false),
+    /** Every access token must be DPoP-bound (RFC 9449 §5.2 `dpop_bound_access_tokens`). */
+    requireDpop: z.boolean().default(false),
+    /** Access tokens bound to the client certificate (RFC 8705 §3, `cnf.x5t#S256`); tls_client_auth only. */
+    certificateBound: z.boolean().default(false),
   })
   .superRefine((v, ctx) => {
     const service = v.grants.includes('client_credentials');
@@ -103,6 +107,12 @@ const createSchema = z
       ctx.addIssue({ code: 'custom', path: ['introspect'], message: 'a client that introspects tokens must authenticate' });
     if (v.auth === 'private_key_jwt' && !v.jwks)
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client public keys (a JWKS)' });
+    if (v.certificateBound && v.auth !== 'tls_client_auth')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['certificateBound'],
+        message: 'certificate-bound tokens need tls_client_auth (the certificate Gatehouse checks is the one it binds)',
+      });
     if (v.auth === 'tls_client_auth' && !v.tlsSubjectDn)
       ctx.addIssue({ code: 'custom', path: ['tlsSubjectDn'], message: 'tls_client_auth needs the certificate subject DN' });
   });
@@ -130,6 +140,9 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cr
   if (v.postLogoutRedirectUris.length) metadata.post_logout_redirect_uris = v.postLogoutRedirectUris;
   if (v.jwks) metadata.jwks = v.jwks;
   if (v.tlsSubjectDn) metadata.tls_client_auth_subject_dn = v.tlsSubjectDn;
+  // Sender constraints (docs/architecture.md, "Sender-constrained tokens"): oidc-provider reads these.
+  if (v.requireDpop) metadata.dpop_bound_access_tokens = true;
+  if (v.certificateBound) metadata.tls_client_certificate_bound_access_tokens = true;
   await inTransaction(db, async (trx) => {
     await repo.insertClient(trx, {
       client_id: clientId,
@@ -161,12 +174,22 @@ export interface ClientSummary {
   rate_limit: number;
   redirect_uris: string[];
   introspect: boolean;
+  /** Every token must be DPoP-bound (`--require-dpop`). */
+  require_dpop: boolean;
+  /** Tokens bound to the client certificate (`--certificate-bound`). */
+  certificate_bound: boolean;
   created_at: string;
   updated_at: string;
 }
 
 export function summarize(row: ClientRow): ClientSummary {
-  const m = row.metadata as { grant_types?: string[]; token_endpoint_auth_method?: string; redirect_uris?: string[] };
+  const m = row.metadata as {
+    grant_types?: string[];
+    token_endpoint_auth_method?: string;
+    redirect_uris?: string[];
+    dpop_bound_access_tokens?: boolean;
+    tls_client_certificate_bound_access_tokens?: boolean;
+  };
   return {
     client_id: row.client_id,
     name: row.name,
@@ -179,6 +202,8 @@ export function summarize(row: ClientRow): ClientSummary {
     rate_limit: row.rate_limit ?? DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE,
     redirect_uris: m.redirect_uris ?? [],
     introspect: row.introspect === true,
+    require_dpop: m.dpop_bound_access_tokens === true,
+    certificate_bound: m.tls_client_certificate_bound_access_tokens === true,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   };

@@ -48,6 +48,8 @@ const schema = z.object({
     'GATEHOUSE_DRAIN_SECONDS must be at most 300',
   ),
   GATEHOUSE_TRUST_PROXY: z.enum(['true', 'false', '1', '0', '']).default('false'),
+  // DPoP (RFC 9449 §8): answer every proof without a server nonce with use_dpop_nonce first.
+  GATEHOUSE_DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0', '']).default('false'),
   GATEHOUSE_TLS_CERT_FILE: z.string().optional(),
   GATEHOUSE_TLS_KEY_FILE: z.string().optional(),
   GATEHOUSE_TLS_CA_FILE: z.string().optional(),
@@ -91,6 +93,8 @@ export interface Config {
   /** Seconds between SIGTERM and closing the listener, with /readyz answering 503. */
   drainSeconds: number;
   trustProxy: boolean;
+  /** DPoP proofs at /token must carry a server-provided nonce (DPoP-Nonce, RFC 9449 §8). */
+  dpopRequireNonce: boolean;
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   maxBodyBytes: number;
   /** Bearer token that opens /metrics; null: /metrics answers direct loopback clients only. */
@@ -157,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signinIpWindow: e.GATEHOUSE_SIGNIN_IP_WINDOW,
     drainSeconds: e.GATEHOUSE_DRAIN_SECONDS,
     trustProxy: e.GATEHOUSE_TRUST_PROXY === 'true' || e.GATEHOUSE_TRUST_PROXY === '1',
+    dpopRequireNonce: e.GATEHOUSE_DPOP_REQUIRE_NONCE === 'true' || e.GATEHOUSE_DPOP_REQUIRE_NONCE === '1',
     tls: e.GATEHOUSE_TLS_CERT_FILE
       ? { certFile: e.GATEHOUSE_TLS_CERT_FILE, keyFile: e.GATEHOUSE_TLS_KEY_FILE!, caFile: e.GATEHOUSE_TLS_CA_FILE || null }
       : null,

@@ -38,6 +38,8 @@ export function introspectJwtAccessTokens(provider: Provider, deps: { clients: C
       return;
     }
     const c = live.claims;
+    // RFC 9449 §6.2 / RFC 8705 §3.2: a sender-constrained token says so, with its confirmation.
+    const cnf = (c as { cnf?: Record<string, unknown> }).cnf;
     ctx.body = {
       active: true,
       iss: c.iss,
@@ -49,7 +51,8 @@ export function introspectJwtAccessTokens(provider: Provider, deps: { clients: C
       iat: c.iat,
       jti: c.jti,
       sid: typeof c.sid === 'string' ? c.sid : undefined,
-      token_type: 'Bearer',
+      token_type: typeof cnf?.jkt === 'string' ? 'DPoP' : 'Bearer',
+      ...(cnf && typeof cnf === 'object' ? { cnf } : {}),
     };
   });
 }

@@ -18,6 +18,7 @@ import { expiresWithSession, extendOnRefresh, sessionTtl, type SessionLimits } f
 import { accessTokenChecker, GRANT_CLAIM } from './access-token.ts';
 import { introspectJwtAccessTokens, introspectionFeature } from './introspection.ts';
 import { allowFormPostToRedirectUri } from './form-post.ts';
+import { clientCertificate, clientCertificateAuthorized, DPOP_ALGORITHMS, dpopFeature, type DpopSettings } from './dpop.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -35,6 +36,8 @@ export interface ProviderDeps {
   session: SessionLimits;
   /** The client's token budget (src/oidc/rate-limit-hooks.ts); allowed networks are checked at client lookup there too. */
   limitTokenRequest?: (ctx: KoaContextWithOIDC, client: ClientRecord) => Promise<void>;
+  /** DPoP nonces and whether they are required (./dpop.ts). */
+  dpop?: DpopSettings;
 }
 
 /** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
@@ -72,6 +75,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     enabledJWA: {
       clientAuthSigningAlgValues: ['ES256', 'EdDSA', 'RS256', 'PS256'],
       idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA', 'PS256'],
+      dPoPSigningAlgValues: [...DPOP_ALGORITHMS],
     },
     // Code flow only (OAuth 2.1): no implicit or hybrid response types.
     responseTypes: ['code'],
@@ -111,23 +115,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
       introspection: introspectionFeature(clients),
       revocation: { enabled: true },
       userinfo: { enabled: true },
-      dPoP: { enabled: false }, // offline verifiers would have to check proofs; not offered
+      // Sender-constrained tokens (./dpop.ts); gatehouse/verify checks the proofs offline.
+      dPoP: dpopFeature(deps.dpop ?? {}),
       pushedAuthorizationRequests: { enabled: false },
       rpInitiatedLogout,
       mTLS: {
         enabled: true,
         tlsClientAuth: true,
-        certificateBoundAccessTokens: false,
-        // The certificate of the TLS connection itself: Gatehouse terminates TLS (TLSv1.3).
-        getCertificate(ctx) {
-          const socket = ctx.req.socket as import('node:tls').TLSSocket;
-          if (typeof socket.getPeerCertificate !== 'function') return undefined;
-          const cert = socket.getPeerCertificate(false);
-          return cert?.raw ? new crypto.X509Certificate(cert.raw) : undefined;
-        },
-        certificateAuthorized(ctx) {
-          return (ctx.req.socket as import('node:tls').TLSSocket).authorized === true;
-        },
+        // cnf.x5t#S256 for clients registered with tls_client_certificate_bound_access_tokens.
+        certificateBoundAccessTokens: true,
+        getCertificate: clientCertificate,
+        certificateAuthorized: clientCertificateAuthorized,
         certificateSubjectMatches(ctx, property, expected) {
           if (property !== 'tls_client_auth_subject_dn') return false;
           const raw = (ctx.req.socket as import('node:tls').TLSSocket).getPeerCertificate(false)?.raw;

@@ -36,6 +36,10 @@ export function userinfoRoutes(router: Router, deps: { check: AccessTokenCheck }
     if (!token) return refuse(ctx, 401);
     const live = await deps.check(token);
     if (!live?.account) return refuse(ctx, 401, 'invalid_token', 'invalid or expired access token');
+    // A sender-constrained token (cnf, src/oidc/dpop.ts) is worth nothing without its proof, and
+    // /me does not check proofs: refused rather than accepted as a bearer token (RFC 9449 §7.2).
+    if ((live.claims as { cnf?: unknown }).cnf !== undefined)
+      return refuse(ctx, 401, 'invalid_token', 'a sender-constrained token is not accepted here as a bearer token');
     const scopes = new Set((live.claims.scope ?? '').split(' '));
     if (!scopes.has('openid')) return refuse(ctx, 403, 'insufficient_scope', 'the token was not granted the openid scope');
     // Standard claims for the granted scopes only (OIDC Core §5.4), read now rather than from the token.

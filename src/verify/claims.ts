@@ -20,6 +20,14 @@ export interface AccessTokenClaims {
   /** RFC 8176 values. */
   amr?: string[];
   sid?: string;
+  /** Sender constraint (RFC 7800): `jkt` for DPoP (RFC 9449), `x5t#S256` for a client certificate (RFC 8705). */
+  cnf?: Confirmation;
+}
+
+export interface Confirmation {
+  jkt?: string;
+  'x5t#S256'?: string;
+  [method: string]: unknown;
 }
 
 // A signature proves who wrote the token, not that they wrote it well: every claim the
@@ -31,6 +39,10 @@ function bad(claim: string, shape: string): never {
 const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+const isThumbprint = (v: unknown) => v === undefined || (typeof v === 'string' && /^[A-Za-z0-9_-]{43}$/.test(v));
+const isConfirmation = (v: unknown): v is Confirmation =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && isThumbprint((v as Confirmation).jkt) && isThumbprint((v as Confirmation)['x5t#S256']);
 
 function requiredString(payload: Record<string, unknown>, claim: string): string {
   const v = payload[claim];
@@ -79,6 +91,8 @@ export function parseClaims(payload: Record<string, unknown>): AccessTokenClaims
   if (acr !== undefined) claims.acr = acr;
   if (amr !== undefined) claims.amr = [...amr];
   if (sid !== undefined) claims.sid = sid;
+  const cnf = optional(payload, 'cnf', isConfirmation, 'an object whose jkt and x5t#S256 are SHA-256 thumbprints');
+  if (cnf !== undefined) claims.cnf = { ...cnf };
   return claims;
 }
 

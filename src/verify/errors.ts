@@ -3,7 +3,9 @@ import { errors } from 'jose';
 /**
  * Why a token was refused. Stable: the agentserver may log, count or branch on these. Every one
  * of them means "401 with `WWW-Authenticate: Bearer error="invalid_token"`" (RFC 6750 §3.1)
- * except `jwks_unavailable` and `introspection_unavailable`, which is the verifier's own trouble (503, not the caller's fault).
+ * except `jwks_unavailable`, `introspection_unavailable` and `replay_cache_full`, which are the verifier's own
+ * trouble (503, not the caller's fault). For a DPoP-bound token (`cnf.jkt`) the challenge scheme
+ * is `DPoP` (RFC 9449 §7.1): `invalid_dpop_proof` and `use_dpop_nonce` are the error values to send as they are.
  */
 export const VERIFY_ERROR_CODES = [
   'malformed', // not a compact JWS, bad JSON, a required claim missing or of the wrong shape
@@ -18,6 +20,16 @@ export const VERIFY_ERROR_CODES = [
   'jwks_unavailable', // the JWKS could not be fetched or is not a usable key set
   'inactive', // { online: true }: Gatehouse says the token is no longer active (grant revoked, person disabled, key withdrawn)
   'introspection_unavailable', // { online: true }: Gatehouse could not be asked (503, like jwks_unavailable)
+  // Sender-constrained tokens (src/verify/dpop.ts, src/verify/mtls.ts). A bound token is never accepted as a bearer token.
+  'dpop_proof_required', // cnf.jkt, and no { dpop } proof was given
+  'invalid_dpop_proof', // the proof is malformed, or for another method, URL or token (ath), too old, or its signature fails
+  'use_dpop_nonce', // the proof lacks the nonce this resource server provided (RFC 9449 §9)
+  'dpop_key_mismatch', // the proof's key is not the one in cnf.jkt, or a proof came with a token not DPoP-bound
+  'dpop_replay', // the proof's jti was seen already within its lifetime
+  'replay_cache_full', // too many live jtis to remember: refused rather than risk a replay (503)
+  'certificate_required', // cnf.x5t#S256, and no { certificate } was given
+  'certificate_mismatch', // the certificate is not the one in cnf.x5t#S256 (or could not be read)
+  'unsupported_confirmation', // cnf holds no confirmation method this verifier can check
 ] as const;
 
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];

@@ -4,10 +4,15 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebK
 import { parseClaims, type AccessTokenClaims } from './claims.ts';
 import { toVerifyError, VerifyError } from './errors.ts';
 import { introspector, type IntrospectionOptions } from './online.ts';
+import { checkSenderConstraint } from './sender-constraint.ts';
+import { dpopChecker, type DpopProofInput, type DpopVerifierOptions } from './dpop.ts';
+import type { CertificateInput } from './mtls.ts';
 
 export type { IntrospectionOptions } from './online.ts';
 
-export { can, hasRole, parseClaims, type AccessTokenClaims } from './claims.ts';
+export { can, hasRole, parseClaims, type AccessTokenClaims, type Confirmation } from './claims.ts';
+export { DEFAULT_DPOP_ALGORITHMS, normalizeHtu, type DpopProofInput, type DpopVerifierOptions } from './dpop.ts';
+export { certificateThumbprint, type CertificateInput } from './mtls.ts';
 export { VERIFY_ERROR_CODES, VerifyError, type VerifyErrorCode } from './errors.ts';
 export {
   ACR_MFA,
@@ -44,6 +49,8 @@ export interface VerifierOptions {
   timeoutMs?: number;
   /** Client credentials for the online check (`verify(token, { online: true })`). */
   introspection?: IntrospectionOptions;
+  /** DPoP proof checks (`verify(token, { dpop })`): algorithms, proof age, replay cache size. */
+  dpop?: DpopVerifierOptions;
 }
 
 export interface VerifyOptions {
@@ -51,6 +58,10 @@ export interface VerifyOptions {
    * rejects with `inactive` once its grant is revoked, its person disabled or its key withdrawn.
    * Needs the `introspection` option of createVerifier. */
   online?: boolean;
+  /** The request's DPoP proof (RFC 9449): required for a token with `cnf.jkt`, refused with one without. */
+  dpop?: DpopProofInput;
+  /** The TLS client certificate (RFC 8705): required for a token with `cnf.x5t#S256`. */
+  certificate?: CertificateInput;
 }
 
 export interface Verifier {
@@ -111,6 +122,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const algorithms = checkAlgorithms(options.algorithms ?? DEFAULT_ALGORITHMS);
   const clockTolerance = options.clockToleranceSeconds ?? 30;
   const getKey = keyResolver(options);
+  const checkDpop = dpopChecker(options.dpop, clockTolerance);
   const isActive = options.introspection ? introspector(options.issuer, options.introspection, checkedUrl) : null;
 
   return {
@@ -131,6 +143,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       } catch (err) {
         throw toVerifyError(err);
       }
+      // A sender-constrained token is worth nothing without its proof or certificate (RFC 9449 §7.2).
+      await checkSenderConstraint(token, claims, verifyOptions, checkDpop);
       // Offline first: a forged or expired token never costs a request to Gatehouse.
       if (verifyOptions.online && !(await isActive!(token, claims.exp))) {
         throw new VerifyError('inactive', 'Gatehouse reports the token as no longer active');

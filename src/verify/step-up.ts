@@ -1,4 +1,5 @@
 import type { AccessTokenClaims } from './claims.ts';
+import { DEFAULT_DPOP_ALGORITHMS } from './dpop.ts';
 
 /** Password plus a second factor (TOTP, backup code, or a passkey used as second factor). */
 export const ACR_MFA = 'urn:gatehouse:acr:mfa';
@@ -21,6 +22,13 @@ export interface StepUpChallengeOptions extends StepUpRequirement {
   realm?: string;
   /** Defaults to RFC 9470's example texts. */
   description?: string;
+  /**
+   * `DPoP` for a DPoP-bound token (RFC 9449 §7.1: the challenge names the scheme the token is
+   * used with, and lists the proof algorithms in `algs`). Default `Bearer`.
+   */
+  scheme?: 'Bearer' | 'DPoP';
+  /** DPoP scheme only: the proof algorithms accepted. Default DEFAULT_DPOP_ALGORITHMS. */
+  dpopAlgorithms?: readonly string[];
 }
 
 // RFC 9110 §5.6.4 quoted-string. CR/LF (header injection) and other controls are refused
@@ -36,8 +44,15 @@ function quoted(name: string, value: string): string {
  */
 export function stepUpChallenge(options: StepUpChallengeOptions = {}): string {
   const { acrValues, maxAge, realm } = options;
+  const scheme = options.scheme ?? 'Bearer';
+  if (scheme !== 'Bearer' && scheme !== 'DPoP') throw new TypeError('scheme must be Bearer or DPoP');
   const params: string[] = [];
   if (realm !== undefined) params.push(`realm=${quoted('realm', realm)}`);
+  if (scheme === 'DPoP') {
+    const algs = options.dpopAlgorithms ?? DEFAULT_DPOP_ALGORITHMS;
+    if (algs.length === 0 || algs.some((a) => !/^[A-Za-z0-9_-]+$/.test(a))) throw new TypeError('dpopAlgorithms must be algorithm names');
+    params.push(`algs="${algs.join(' ')}"`);
+  }
   params.push('error="insufficient_user_authentication"');
   const description =
     options.description ?? (acrValues?.length ? 'A different authentication level is required' : 'More recent authentication is required');
@@ -51,7 +66,7 @@ export function stepUpChallenge(options: StepUpChallengeOptions = {}): string {
     if (!Number.isInteger(maxAge) || maxAge < 0) throw new TypeError('maxAge must be a non-negative integer');
     params.push(`max_age="${maxAge}"`);
   }
-  return `Bearer ${params.join(', ')}`;
+  return `${scheme} ${params.join(', ')}`;
 }
 
 export type AuthenticationCheck = { ok: true } | { ok: false; reason: 'acr' | 'max_age'; challenge: string };
@@ -59,15 +74,17 @@ export type AuthenticationCheck = { ok: true } | { ok: false; reason: 'acr' | 'm
 /**
  * Is the authentication behind this token strong and recent enough? `now` is in seconds since
  * the epoch (the unit of `auth_time`). On failure, `challenge` is the RFC 9470 header value,
- * restating the whole requirement so the client can meet it in one new authorization request.
+ * restating the whole requirement so the client can meet it in one new authorization request;
+ * its scheme is `DPoP` when the token is DPoP-bound (`cnf.jkt`), `Bearer` otherwise.
  */
 export function checkAuthentication(
-  claims: Pick<AccessTokenClaims, 'acr' | 'auth_time'>,
-  requirement: StepUpRequirement & { now?: number; realm?: string },
+  claims: Pick<AccessTokenClaims, 'acr' | 'auth_time' | 'cnf'>,
+  requirement: StepUpRequirement & { now?: number; realm?: string; dpopAlgorithms?: readonly string[] },
 ): AuthenticationCheck {
-  const { acrValues, maxAge, realm } = requirement;
+  const { acrValues, maxAge, realm, dpopAlgorithms } = requirement;
   const now = requirement.now ?? Math.floor(Date.now() / 1000);
-  const challenge = (description: string) => stepUpChallenge({ acrValues, maxAge, realm, description });
+  const scheme = typeof claims.cnf?.jkt === 'string' ? 'DPoP' : 'Bearer';
+  const challenge = (description: string) => stepUpChallenge({ acrValues, maxAge, realm, description, scheme, dpopAlgorithms });
 
   // Service tokens carry no acr: they never satisfy an acr requirement (docs/architecture.md, "Tokens and claims").
   if (acrValues?.length && (claims.acr === undefined || !acrValues.includes(claims.acr))) {
