@@ -1,16 +1,13 @@
 // The other two ways a service authenticates: a private-key JWT (RFC 7523) and a TLS client
 // certificate (RFC 8705 tls_client_auth) over Gatehouse's own TLS 1.3 listener.
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createClient } from '../../src/clients/clients.service.ts';
 import { createVerifier } from '../../src/verify/index.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { freePort, startServer, type TestServer } from '../helpers/server.ts';
+import { createTestPki, type TestPki } from '../helpers/certificates.ts';
 
 describe('private_key_jwt on postgres', () => {
   let s: TestServer;
@@ -67,123 +64,23 @@ describe('private_key_jwt on postgres', () => {
 });
 
 describe('tls_client_auth over TLS 1.3 on pglite', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-mtls-'));
-  const file = (n: string) => path.join(dir, n);
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  let pki: TestPki;
   let s: TestServer;
 
   beforeAll(async () => {
-    openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=Gatehouse Test CA',
-    );
-    openssl(
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'server.key',
-      '-out',
-      'server.csr',
-      '-subj',
-      '/CN=localhost',
-    );
-    fs.writeFileSync(file('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      'server.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'server.crt',
-      '-days',
-      '1',
-      '-extfile',
-      'server.ext',
-    );
-    for (const who of ['svc', 'other']) {
-      openssl(
-        'req',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        `${who}.key`,
-        '-out',
-        `${who}.csr`,
-        '-subj',
-        `/O=Gatehouse Test/CN=${who}.internal`,
-      );
-      openssl(
-        'x509',
-        '-req',
-        '-in',
-        `${who}.csr`,
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        `${who}.crt`,
-        '-days',
-        '1',
-      );
-    }
-    // A certificate from a CA Gatehouse does not trust, with the right subject.
-    openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'rogue.key',
-      '-out',
-      'rogue.crt',
-      '-days',
-      '1',
-      '-subj',
-      '/O=Gatehouse Test/CN=svc.internal',
-    );
-    const port = (await import('../helpers/server.ts')).freePort;
-    const p = await port();
+    pki = createTestPki();
+    const p = await freePort();
     s = await startServer('pglite', {
       PORT: String(p),
       GATEHOUSE_ISSUER: `https://localhost:${p}`,
-      GATEHOUSE_TLS_CERT_FILE: file('server.crt'),
-      GATEHOUSE_TLS_KEY_FILE: file('server.key'),
-      GATEHOUSE_TLS_CA_FILE: file('ca.crt'),
+      GATEHOUSE_TLS_CERT_FILE: pki.file('server.crt'),
+      GATEHOUSE_TLS_KEY_FILE: pki.file('server.key'),
+      GATEHOUSE_TLS_CA_FILE: pki.file('ca.crt'),
     });
   });
   afterAll(async () => {
     await s?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    pki?.remove();
   });
 
   function post(
@@ -196,8 +93,8 @@ describe('tls_client_auth over TLS 1.3 on pglite', () => {
         `${s.url}/token`,
         {
           method: 'POST',
-          ca: fs.readFileSync(file('ca.crt')),
-          ...(who ? { cert: fs.readFileSync(file(`${who}.crt`)), key: fs.readFileSync(file(`${who}.key`)) } : {}),
+          ca: pki.read('ca.crt'),
+          ...(who ? { cert: pki.read(`${who}.crt`), key: pki.read(`${who}.key`) } : {}),
           ...(opts.maxVersion ? { maxVersion: opts.maxVersion } : {}),
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
           agent: false,
