@@ -42,7 +42,11 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 
 const isThumbprint = (v: unknown) => v === undefined || (typeof v === 'string' && /^[A-Za-z0-9_-]{43}$/.test(v));
 const isConfirmation = (v: unknown): v is Confirmation =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && isThumbprint((v as Confirmation).jkt) && isThumbprint((v as Confirmation)['x5t#S256']);
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  isThumbprint((v as Confirmation).jkt) &&
+  isThumbprint((v as Confirmation)['x5t#S256']);
 
 function requiredString(payload: Record<string, unknown>, claim: string): string {
   const v = payload[claim];

@@ -14,10 +14,7 @@ export interface ResourceServer {
   close(): Promise<void>;
 }
 
-export async function startResourceServer(
-  verifier: Verifier,
-  tls?: { cert: Buffer; key: Buffer; ca: Buffer },
-): Promise<ResourceServer> {
+export async function startResourceServer(verifier: Verifier, tls?: { cert: Buffer; key: Buffer; ca: Buffer }): Promise<ResourceServer> {
   const proofs: string[] = [];
   let base = '';
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {

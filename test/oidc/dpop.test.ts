@@ -87,7 +87,13 @@ describe.each(BACKENDS)('DPoP-bound tokens on %s', (backend) => {
 
   it('a client that may use Bearer tokens still gets a bound token when it sends a proof', async () => {
     const plain = await createClient(s.gatehouse.db.kysely, { name: 'plain-bot', grants: ['client_credentials'], roles: ['viewer'] });
-    const plainConfig = await oidc.discovery(new URL(s.url), plain.client_id, undefined, oidc.ClientSecretBasic(plain.client_secret!), insecure);
+    const plainConfig = await oidc.discovery(
+      new URL(s.url),
+      plain.client_id,
+      undefined,
+      oidc.ClientSecretBasic(plain.client_secret!),
+      insecure,
+    );
     const bearer = await oidc.clientCredentialsGrant(plainConfig);
     expect(bearer.token_type.toLowerCase()).toBe('bearer');
     expect(decodeJwt(bearer.access_token).cnf).toBeUndefined();
@@ -136,7 +142,13 @@ describe.each(BACKENDS)('DPoP-bound tokens on %s', (backend) => {
     expect((await call(url, { token, proof: old })).body.error).toBe('invalid_dpop_proof');
     // A proof with an unbound token is refused too: the key binds nothing.
     const plain = await createClient(s.gatehouse.db.kysely, { name: 'plain-2', grants: ['client_credentials'], roles: ['viewer'] });
-    const plainConfig = await oidc.discovery(new URL(s.url), plain.client_id, undefined, oidc.ClientSecretBasic(plain.client_secret!), insecure);
+    const plainConfig = await oidc.discovery(
+      new URL(s.url),
+      plain.client_id,
+      undefined,
+      oidc.ClientSecretBasic(plain.client_secret!),
+      insecure,
+    );
     const { access_token: bearer } = await oidc.clientCredentialsGrant(plainConfig);
     expect((await call(url, { token: bearer, proof: await proof(keys, { htm: 'GET', htu: url, token: bearer }) })).body.error).toBe(
       'dpop_key_mismatch',
@@ -225,7 +237,11 @@ describe.each(BACKENDS)('DPoP-bound tokens on %s', (backend) => {
         },
         body: new URLSearchParams({ token: tokens.access_token }),
       });
-      expect(await res.json()).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: (decodeJwt(tokens.access_token).cnf as { jkt: string }).jkt } });
+      expect(await res.json()).toMatchObject({
+        active: true,
+        token_type: 'DPoP',
+        cnf: { jkt: (decodeJwt(tokens.access_token).cnf as { jkt: string }).jkt },
+      });
       const me = await fetch(`${s.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
       expect(me.status).toBe(401);
       expect(await me.json()).toMatchObject({ error: 'invalid_token' });
@@ -298,8 +314,18 @@ describe('DPoP server nonces across instances on postgres', () => {
     expect(made).toMatchObject({ status: 400, json: { error: 'use_dpop_nonce' } });
 
     // openid-client does the whole dance by itself: the first request learns the nonce, the retry carries it.
-    const config = await oidc.discovery(new URL(a.url), client.client_id, undefined, oidc.ClientSecretBasic(client.client_secret), insecure);
-    const tokens = await oidc.clientCredentialsGrant(config, {}, { DPoP: oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256')) });
+    const config = await oidc.discovery(
+      new URL(a.url),
+      client.client_id,
+      undefined,
+      oidc.ClientSecretBasic(client.client_secret),
+      insecure,
+    );
+    const tokens = await oidc.clientCredentialsGrant(
+      config,
+      {},
+      { DPoP: oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256')) },
+    );
     expect(tokens.token_type.toLowerCase()).toBe('dpop');
   });
 });

@@ -119,7 +119,9 @@ describe('certificate-bound tokens over TLS 1.3 on pglite', () => {
     const issued = await tokenFor(client.client_id, 'other');
     expect(issued.status, JSON.stringify(issued.json)).toBe(200);
     expect(decodeJwt(issued.json.access_token).cnf).toBeUndefined();
-    expect((await request(`${rs.url}/x`, { who: null, headers: { authorization: `Bearer ${issued.json.access_token}` } })).status).toBe(200);
+    expect((await request(`${rs.url}/x`, { who: null, headers: { authorization: `Bearer ${issued.json.access_token}` } })).status).toBe(
+      200,
+    );
   });
 
   it('refuses --certificate-bound without tls_client_auth', async () => {
