@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, each with its baseline measured in the same run.
 import { formatRows, runAlgorithmBench } from './algorithms.ts';
-import { runVerifyBench } from './verify.ts';
+import { runVerifyBench, runVerifyDpopBench } from './verify.ts';
 import { formatTokenRows, runTokenBench } from './tokens.ts';
 import { formatSignIn, runSignInBench } from './signin.ts';
 
@@ -16,6 +16,11 @@ if (want('verify')) {
   console.log('\n== Offline verification through gatehouse/verify (ES256)');
   console.log(
     `gatehouse/verify: ${v.verifierPerSec.toFixed(0)}/s   bare jose.jwtVerify baseline: ${v.baselinePerSec.toFixed(0)}/s   ratio ${v.ratio.toFixed(2)}   JWKS fetches: ${v.jwksFetches}`,
+  );
+  const d = await runVerifyDpopBench();
+  console.log('\n== Offline verification with DPoP (ES256 token, ES256 proof, fresh proof per request)');
+  console.log(
+    `verify(token, { dpop }): ${d.verifierPerSec.toFixed(0)}/s   bare jose (token + proof + checks) baseline: ${d.baselinePerSec.toFixed(0)}/s   ratio ${d.ratio.toFixed(2)}`,
   );
 }
 if (want('tokens')) {
