@@ -28,6 +28,8 @@ export function readClientForm(b: Record<string, unknown>): ClientForm {
     jwks: one(b.jwks, 10_000),
     subjectDn: one(b.subject_dn, 500),
     refresh: one(b.refresh) === '1',
+    requireDpop: one(b.require_dpop) === '1',
+    certificateBound: one(b.certificate_bound) === '1',
   };
 }
 
@@ -52,6 +54,8 @@ export function clientInput(f: ClientForm): CreateClientInput {
     redirectUris: splitList(f.redirectUris),
     ...(jwks ? { jwks } : {}),
     ...(f.subjectDn.trim() ? { tlsSubjectDn: f.subjectDn.trim() } : {}),
+    requireDpop: f.requireDpop,
+    certificateBound: f.certificateBound,
   };
 }
 
@@ -110,6 +114,8 @@ export function clientRoutes(router: Router, deps: { db: Db; guard: Guard }): vo
           permissions: input.permissions,
           allowed_cidrs: input.allowedCidrs,
           redirect_uris: input.redirectUris,
+          ...(input.requireDpop ? { require_dpop: true } : {}),
+          ...(input.certificateBound ? { certificate_bound: true } : {}),
         };
         return { result: created, target: created.client_id, details };
       },

@@ -91,10 +91,13 @@ describe('form input', () => {
         roles: ['operator', 'viewer'],
         permissions: 'agent:x:inject',
         cidrs: '10.0.0.0/8, 192.168.0.0/16',
+        require_dpop: '1',
       }),
     );
     expect(service).toMatchObject({
       name: 'Svc',
+      requireDpop: true,
+      certificateBound: false,
       grants: ['client_credentials'],
       roles: ['operator', 'viewer'],
       permissions: ['agent:x:inject'],

@@ -14,6 +14,8 @@ export interface ClientView {
   permissions: string[];
   allowed_cidrs: string[];
   redirect_uris: string[];
+  require_dpop?: boolean;
+  certificate_bound?: boolean;
   created_at: string;
 }
 
@@ -28,6 +30,10 @@ export interface ClientForm {
   jwks: string;
   subjectDn: string;
   refresh: boolean;
+  /** Every token DPoP-bound (RFC 9449). */
+  requireDpop: boolean;
+  /** Tokens bound to the client certificate (RFC 8705), tls_client_auth only. */
+  certificateBound: boolean;
 }
 
 export const EMPTY_CLIENT_FORM: ClientForm = {
@@ -41,6 +47,8 @@ export const EMPTY_CLIENT_FORM: ClientForm = {
   jwks: '',
   subjectDn: '',
   refresh: true,
+  requireDpop: false,
+  certificateBound: false,
 };
 
 const AUTH_LABELS: Record<string, string> = {
@@ -62,7 +70,7 @@ export function clientsPage(
     const builtIn = p.builtIn.includes(c.client_id);
     return html`<tr>
 <td data-label="Client">${c.name}${builtIn ? html` <span class="muted">(built in)</span>` : ''}<br><code>${c.client_id}</code></td>
-<td data-label="Type">${c.kind === 'service' ? 'service' : 'browser application'}<br><span class="muted">${c.grants.join(', ')}; ${c.auth}</span></td>
+<td data-label="Type">${c.kind === 'service' ? 'service' : 'browser application'}<br><span class="muted">${c.grants.join(', ')}; ${c.auth}${c.require_dpop ? '; DPoP required' : ''}${c.certificate_bound ? '; certificate-bound' : ''}</span></td>
 <td data-label="Roles and permissions">${c.roles.length || c.permissions.length ? list([...c.roles, ...c.permissions]) : html`<span class="muted">—</span>`}</td>
 <td data-label="Allowed networks">${c.allowed_cidrs.length ? list(c.allowed_cidrs) : html`<span class="muted">any</span>`}</td>
 <td data-label="Redirect URIs">${list(c.redirect_uris)}</td>
@@ -120,6 +128,8 @@ ${ROLES.map((r) => html`<label class="check"><input type="checkbox" name="roles"
 <textarea id="jwks" name="jwks" rows="3">${v.jwks}</textarea>
 <label for="subject-dn">Certificate subject DN (for tls_client_auth)</label>
 <input id="subject-dn" name="subject_dn" type="text" maxlength="500" value="${v.subjectDn}">
+<label class="check"><input type="checkbox" name="require_dpop" value="1"${v.requireDpop ? html` checked` : ''}> Require DPoP-bound tokens</label>
+<label class="check"><input type="checkbox" name="certificate_bound" value="1"${v.certificateBound ? html` checked` : ''}> Bind tokens to the client certificate (tls_client_auth)</label>
 <button type="submit">Create client</button>
 </form>
 </section>`,
