@@ -174,6 +174,23 @@ describe.each(BACKENDS)('DPoP-bound tokens on %s', (backend) => {
     expect(await wrong.json()).toMatchObject({ error: 'invalid_dpop_proof' });
   });
 
+  it('lets exactly one of ten parallel token requests with one proof through', async () => {
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const basic = `Basic ${Buffer.from(`${service.client_id}:${service.client_secret}`).toString('base64')}`;
+    const one = await proof(keys, { htm: 'POST', htu: `${s.url}/token` });
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        fetch(`${s.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic, dpop: one },
+          body: 'grant_type=client_credentials',
+        }).then(async (r) => ({ status: r.status, error: ((await r.json()) as { error?: string }).error })),
+      ),
+    );
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
+    expect(answers.filter((a) => a.status !== 200).every((a) => a.status === 400 && a.error === 'invalid_grant')).toBe(true);
+  });
+
   describe('a person on a public client', () => {
     const REDIRECT = 'http://localhost:5999/cb';
     let person: TestPerson;
