@@ -4,6 +4,8 @@
 import crypto from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validate_dpop.js';
+import { checkDpopRequired, checkMtlsCert } from 'oidc-provider/lib/helpers/sender_constraints.js';
 
 /**
  * DPoP proof algorithms accepted at /token: asymmetric only (RFC 9449 §4.3 check 5). The same
@@ -59,4 +61,33 @@ export function clientCertificate(ctx: KoaContextWithOIDC): crypto.X509Certifica
 /** Did the certificate chain to GATEHOUSE_TLS_CA_FILE (the only CA the listener trusts)? */
 export function clientCertificateAuthorized(ctx: KoaContextWithOIDC): boolean {
   return tlsSocket(ctx)?.authorized === true;
+}
+
+/** What a token Gatehouse signs itself must carry to be sender-constrained, and its token_type. */
+export interface IssuedTokenBinding {
+  cnf?: { jkt?: string; 'x5t#S256'?: string };
+  tokenType: 'DPoP' | 'Bearer';
+}
+
+/**
+ * For a grant whose access token Gatehouse signs itself (a handler registered with
+ * `provider.registerGrantType`, such as token exchange): the same checks and binding oidc-provider
+ * applies to its own grants at /token. A DPoP proof is validated (method, URL, iat, nonce,
+ * signature) and its `jti` recorded once; a `--require-dpop` client without one is refused
+ * (`invalid_grant`); a `--certificate-bound` client's token is bound to the connection's
+ * certificate. Put `cnf` in the token's claims and `token_type` in the response.
+ */
+export async function bindIssuedToken(ctx: KoaContextWithOIDC): Promise<IssuedTokenBinding> {
+  const provider = ctx.oidc.provider;
+  const client = ctx.oidc.client!;
+  const dPoP = await validateDpop(provider, ctx);
+  checkDpopRequired(provider, ctx, dPoP);
+  const certificate = checkMtlsCert(provider, ctx);
+  const cnf: NonNullable<IssuedTokenBinding['cnf']> = {};
+  if (certificate) cnf['x5t#S256'] = crypto.hash('sha256', certificate.raw, 'base64url');
+  if (dPoP) {
+    await checkDpopReplay(provider, ctx, dPoP, client.clientId);
+    cnf.jkt = dPoP.thumbprint;
+  }
+  return Object.keys(cnf).length ? { cnf, tokenType: dPoP ? 'DPoP' : 'Bearer' } : { tokenType: 'Bearer' };
 }

@@ -15,6 +15,8 @@ import { signInOverHttp } from '../helpers/people.ts';
 import { openDatabase } from '../../src/db/connect.ts';
 import { createClient } from '../../src/clients/clients.service.ts';
 import { createVerifier } from '../../src/verify/index.ts';
+import { updateClient } from '../../src/clients/clients.repository.ts';
+import { bindIssuedToken } from '../../src/oidc/dpop.ts';
 
 const AUDIENCE = 'https://agents.example.com';
 const insecure = { execute: [oidc.allowInsecureRequests] };
@@ -189,6 +191,38 @@ describe.each(BACKENDS)('DPoP-bound tokens on %s', (backend) => {
     );
     expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
     expect(answers.filter((a) => a.status !== 200).every((a) => a.status === 400 && a.error === 'invalid_grant')).toBe(true);
+  });
+
+  it('a grant Gatehouse signs itself (token exchange) binds its token through bindIssuedToken, like the library grants', async () => {
+    // A stand-in for such a grant: it answers the binding it would sign into the token.
+    const GRANT = 'urn:gatehouse:test:self-signed';
+    s.gatehouse.provider().registerGrantType(GRANT, async (ctx: any) => {
+      ctx.body = await bindIssuedToken(ctx);
+    });
+    const self = await createClient(s.gatehouse.db.kysely, { name: 'self-signed', grants: ['client_credentials'], requireDpop: true });
+    const row = await s.gatehouse.db.kysely
+      .selectFrom('client')
+      .select('metadata')
+      .where('client_id', '=', self.client_id)
+      .executeTakeFirstOrThrow();
+    await updateClient(s.gatehouse.db.kysely, self.client_id, {
+      metadata: JSON.stringify({ ...(row.metadata as object), grant_types: ['client_credentials', GRANT] }),
+    });
+    s.gatehouse.clients.invalidate();
+    const basic = `Basic ${Buffer.from(`${self.client_id}:${self.client_secret}`).toString('base64')}`;
+    const post = (dpop?: string) =>
+      fetch(`${s.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic, ...(dpop ? { dpop } : {}) },
+        body: `grant_type=${encodeURIComponent(GRANT)}`,
+      }).then(async (r) => ({ status: r.status, json: (await r.json()) as Record<string, any> }));
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const once = await proof(keys, { htm: 'POST', htu: `${s.url}/token` });
+    expect(await post(once)).toEqual({ status: 200, json: { cnf: { jkt: await thumbprint(keys) }, tokenType: 'DPoP' } });
+    expect(await post(once)).toMatchObject({ status: 400, json: { error: 'invalid_grant' } }); // the same proof again
+    expect(await post()).toMatchObject({ status: 400, json: { error: 'invalid_grant' } }); // --require-dpop, no proof
+    const elsewhere = await proof(keys, { htm: 'POST', htu: `${s.url}/me` });
+    expect(await post(elsewhere)).toMatchObject({ status: 400, json: { error: 'invalid_dpop_proof' } });
   });
 
   describe('a person on a public client', () => {
