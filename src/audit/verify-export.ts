@@ -194,7 +194,7 @@ export async function verifyExport(db: Db, dir: string, opts: { pageSize?: numbe
           seq,
           file,
           message: changed.length
-            ? `event ${seq} was changed in the database (${changed.join(', ')} differ from ${file}, signed by digest ${d.name})`
+            ? `event ${seq} was changed in the database (${changed.join(', ')} ${changed.length === 1 ? 'differs' : 'differ'} from ${file}, signed by digest ${d.name})`
             : `event ${seq} was rewritten in the database: its columns match ${file} but its hashes do not (the chain before it was rewritten)`,
         });
         comparing = false;
