@@ -115,7 +115,9 @@ async function writeOnce(dir: string, name: string, fill: (write: (text: string)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       if (sha256Hex(await fs.readFile(final)) !== sha256)
-        throw new AuditExportError(`${final} already exists with other content; it is never overwritten (run gatehouse audit verify --export)`);
+        throw new AuditExportError(
+          `${final} already exists with other content; it is never overwritten (run gatehouse audit verify --export)`,
+        );
     }
     return sha256;
   } finally {
@@ -160,7 +162,13 @@ export interface ExportResult {
  * export a chain that does not link onto the newest digest or does not match its own hashes: the
  * export vouches only for what verifies.
  */
-export async function exportThrough(db: Db, sealer: Sealer, dir: string, throughSeq: number, pageSize = 1000): Promise<ExportResult | null> {
+export async function exportThrough(
+  db: Db,
+  sealer: Sealer,
+  dir: string,
+  throughSeq: number,
+  pageSize = 1000,
+): Promise<ExportResult | null> {
   return inTransaction(db, async (trx) => {
     await repo.lockExport(trx);
     let digests: DigestFile[];
@@ -202,7 +210,9 @@ export async function exportThrough(db: Db, sealer: Sealer, dir: string, through
           const line = exportedRow(row);
           if (seq !== expected) throw refuse(`event ${expected} is missing from the database`);
           if (row.prev_hash !== head)
-            throw refuse(`event ${seq} does not chain onto ${seq === first && newest ? `the last exported event (${newest.name})` : `event ${seq - 1}`}`);
+            throw refuse(
+              `event ${seq} does not chain onto ${seq === first && newest ? `the last exported event (${newest.name})` : `event ${seq - 1}`}`,
+            );
           if (eventHash(line as unknown as ChainedFields) !== row.hash) throw refuse(`event ${seq} does not match its hash`);
           await write(canonicalJson(line) + '\n');
           head = row.hash;

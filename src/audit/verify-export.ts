@@ -45,8 +45,7 @@ export interface ExportVerifyResult {
 
 type Key = { alg: string; jwk: Record<string, unknown> };
 
-const sameKey = (a: Record<string, unknown>, b: Record<string, unknown>) =>
-  ['kty', 'crv', 'x', 'y', 'n', 'e'].every((k) => a[k] === b[k]);
+const sameKey = (a: Record<string, unknown>, b: Record<string, unknown>) => ['kty', 'crv', 'x', 'y', 'n', 'e'].every((k) => a[k] === b[k]);
 
 /** Lines of a file, streamed. */
 async function* lines(file: string): AsyncGenerator<string> {
@@ -93,7 +92,10 @@ export async function verifyExport(db: Db, dir: string, opts: { pageSize?: numbe
     const fromFile = trusted.get(kid);
     if (fromFile && stored && !sameKey(fromFile.jwk, stored.jwk) && !reportedKeys.has(kid)) {
       reportedKeys.add(kid);
-      findings.push({ kind: 'database', message: `signing key ${kid} in the database differs from the one in the --jwks file: it was replaced` });
+      findings.push({
+        kind: 'database',
+        message: `signing key ${kid} in the database differs from the one in the --jwks file: it was replaced`,
+      });
     }
     return fromFile;
   };
@@ -239,7 +241,11 @@ export async function verifyExport(db: Db, dir: string, opts: { pageSize?: numbe
         });
       const wantPrevHash = prevDigest ? prevDigest.payload?.head_hash : GENESIS_HASH;
       if (wantPrevHash !== undefined && payload.prev_hash !== wantPrevHash)
-        findings.push({ kind: 'digest', file: d.name, message: `digest ${d.name}: its prev_hash is not the head_hash of ${prevDigest?.name}` });
+        findings.push({
+          kind: 'digest',
+          file: d.name,
+          message: `digest ${d.name}: its prev_hash is not the head_hash of ${prevDigest?.name}`,
+        });
     }
 
     if (payload) {

@@ -18,7 +18,10 @@ function readJwks(file: string): JWK[] {
     throw new GatehouseError('VALIDATION', `--jwks ${file}: cannot read a JSON file (${(err as Error).message})`);
   }
   const keys = (parsed as { keys?: unknown })?.keys;
-  if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'object' || k === null || typeof k.kid !== 'string' || typeof k.alg !== 'string'))
+  if (
+    !Array.isArray(keys) ||
+    keys.some((k) => typeof k !== 'object' || k === null || typeof k.kid !== 'string' || typeof k.alg !== 'string')
+  )
     throw new GatehouseError('VALIDATION', `--jwks ${file}: not a JWKS ({"keys": [...]} with a kid and alg on every key)`);
   return keys as JWK[];
 }
@@ -26,10 +29,11 @@ function readJwks(file: string): JWK[] {
 export const auditCommands: Command[] = [
   {
     name: 'audit verify',
-    summary: 'recompute the audit chain and check its signed checkpoints (exit 1 naming the first bad event); --export DIR also checks an export',
+    summary:
+      'recompute the audit chain and check its signed checkpoints (exit 1 naming the first bad event); --export DIR also checks an export',
     help: [
       '--export DIR   also check the export written by GATEHOUSE_AUDIT_EXPORT_DIR (or a copy of it): the digest',
-      '               chain and signatures, each file\'s SHA-256, that the database still holds every exported',
+      "               chain and signatures, each file's SHA-256, that the database still holds every exported",
       '               event as exported (naming the first one changed, deleted or rewritten), and seq ranges',
       '               with no digest. Every finding is a line on stderr; exit 1 on any.',
       '--jwks FILE    with --export: verify digests with the keys in this JWKS (kept outside the database,',

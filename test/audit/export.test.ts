@@ -9,47 +9,13 @@ import path from 'node:path';
 import { createLocalJWKSet, compactVerify, type JWK } from 'jose';
 import { sql, type Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { canonicalJson, eventHash, exportedRow, type ChainedFields } from '../../src/audit/canonical.ts';
+import { canonicalJson, exportedRow } from '../../src/audit/canonical.ts';
 import { DIGEST_TYP, decodeDigestPayload, digestFileName, logFileName } from '../../src/audit/export.ts';
 import type { Database } from '../../src/db/schema.ts';
 import { loadKeySet } from '../../src/keys/keys.service.ts';
 import { gatehouse } from '../helpers/cli.ts';
 import { freshDb, type TestDb } from '../helpers/db.ts';
-import { appendMany, withKeys } from './helpers.ts';
-
-/** As the database superuser: every trigger off (the append-only ones included), `work`, back on. */
-export async function asSuperuser(db: Kysely<Database>, work: (conn: Kysely<Database>) => Promise<void>): Promise<void> {
-  await db.connection().execute(async (conn) => {
-    await sql`alter table audit_event disable trigger all`.execute(conn);
-    await sql`alter table audit_checkpoint disable trigger all`.execute(conn);
-    try {
-      await work(conn);
-    } finally {
-      await sql`alter table audit_event enable trigger all`.execute(conn);
-      await sql`alter table audit_checkpoint enable trigger all`.execute(conn);
-    }
-  });
-}
-
-/**
- * Rewrite events from `fromSeq` on: `change` alters the first one, and every hash from there is
- * recomputed, so the chain in the database verifies on its own.
- */
-export async function rewriteTail(db: Kysely<Database>, fromSeq: number, change: (row: Record<string, unknown>) => void): Promise<void> {
-  const rows = await db.selectFrom('audit_event').selectAll().where('seq', '>=', String(fromSeq)).orderBy('seq').execute();
-  await asSuperuser(db, async (conn) => {
-    let prev: string | null = null;
-    for (const row of rows) {
-      const fields = exportedRow(row);
-      if (Number(row.seq) === fromSeq) change(fields);
-      if (prev !== null) fields.prev_hash = prev;
-      const hash = eventHash(fields as unknown as ChainedFields);
-      await sql`update audit_event set actor = ${fields.actor as string}, details = ${JSON.stringify(fields.details)}::jsonb,
-                prev_hash = ${fields.prev_hash as string}, hash = ${hash} where seq = ${row.seq}`.execute(conn);
-      prev = hash;
-    }
-  });
-}
+import { appendMany, asSuperuser, rewriteTail, withKeys } from './helpers.ts';
 
 describe('audit export on PostgreSQL, through the CLI', () => {
   let t: TestDb;
@@ -112,7 +78,10 @@ describe('audit export on PostgreSQL, through the CLI', () => {
 
     expect(fs.readdirSync(dir).sort()).toEqual([digestFileName(1, 5), logFileName(1, 5), digestFileName(6, 9), logFileName(6, 9)]);
     // Each line is the row as the chain hashes it, every column included.
-    const lines = fs.readFileSync(path.join(dir, logFileName(1, 5)), 'utf8').trim().split('\n');
+    const lines = fs
+      .readFileSync(path.join(dir, logFileName(1, 5)), 'utf8')
+      .trim()
+      .split('\n');
     const rows = await db.selectFrom('audit_event').selectAll().where('seq', '<=', '5').orderBy('seq').execute();
     expect(lines).toEqual(rows.map((r) => canonicalJson(exportedRow(r))));
 
@@ -222,7 +191,11 @@ describe('audit export on PostgreSQL, through the CLI', () => {
     const r = await verify();
     expect(r.code).toBe(1);
     expect(r.json.export.findings).toEqual([
-      expect.objectContaining({ kind: 'file', file: logFileName(1, 5), message: expect.stringMatching(/was altered: its SHA-256 is [0-9a-f]{64}, digest .* signed [0-9a-f]{64}$/) }),
+      expect.objectContaining({
+        kind: 'file',
+        file: logFileName(1, 5),
+        message: expect.stringMatching(/was altered: its SHA-256 is [0-9a-f]{64}, digest .* signed [0-9a-f]{64}$/),
+      }),
     ]);
     expect(r.stderr).toContain(`export: ${logFileName(1, 5)} was altered`);
 
@@ -233,7 +206,11 @@ describe('audit export on PostgreSQL, through the CLI', () => {
     fs.writeFileSync(digest, `${h}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${s}\n`);
     const r2 = await verify();
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toMatch(new RegExp(`export: digest ${digestFileName(6, 8)}: its signature does not verify with key [\\w-]+: the digest was altered or forged`));
+    expect(r2.stderr).toMatch(
+      new RegExp(
+        `export: digest ${digestFileName(6, 8)}: its signature does not verify with key [\\w-]+: the digest was altered or forged`,
+      ),
+    );
   });
 
   it('reports a missing digest in the middle as a gap, and a checkpoint the export fell behind', async () => {
@@ -265,7 +242,11 @@ describe('audit export on PostgreSQL, through the CLI', () => {
     fs.writeFileSync(notADir, '');
     const failed = await checkpoint({ GATEHOUSE_AUDIT_EXPORT_DIR: notADir });
     expect(failed.code).toBe(1);
-    expect(failed.json).toMatchObject({ ok: false, checkpoint: { seq: 4 }, export: { dir: notADir, error: expect.stringContaining(notADir) } });
+    expect(failed.json).toMatchObject({
+      ok: false,
+      checkpoint: { seq: 4 },
+      export: { dir: notADir, error: expect.stringContaining(notADir) },
+    });
     expect(failed.stderr).toMatch(/^gatehouse audit checkpoint: cannot read the audit export directory/);
     expect((await gatehouse(['audit', 'verify', '--json'], env)).stdout).toContain('"last_checkpoint_seq":4');
 
