@@ -29,6 +29,9 @@ export interface ExportFinding {
   seq?: number;
   through?: number;
   file?: string;
+  /** A gap's period: when the digest before it and the one after it were signed. */
+  since?: string;
+  until?: string;
 }
 
 export interface ExportVerifyResult {
@@ -220,6 +223,9 @@ export async function verifyExport(db: Db, dir: string, opts: { pageSize?: numbe
         seq: expectedFirst,
         through: d.first - 1,
         message: `events ${expectedFirst} to ${d.first - 1} have no digest (between ${prevDigest ? prevDigest.name : 'the start of the log'} and ${d.name}${named})`,
+        // The period without a digest: from the last digest before the gap to the first after it.
+        ...(prevDigest?.payload ? { since: prevDigest.payload.time } : {}),
+        ...(payload ? { until: payload.time } : {}),
       });
     } else if (d.first < expectedFirst) {
       findings.push({
@@ -292,6 +298,8 @@ export async function verifyExport(db: Db, dir: string, opts: { pageSize?: numbe
       kind: 'gap',
       seq: from,
       through: Number(newestCheckpoint.seq),
+      ...(prevDigest?.payload ? { since: prevDigest.payload.time } : {}),
+      until: new Date(newestCheckpoint.time).toISOString(),
       message:
         `events ${from} to ${newestCheckpoint.seq} have no digest, though a checkpoint signed at ${new Date(newestCheckpoint.time).toISOString()} covers them: ` +
         `the export fell behind (is the directory writable?) or its newest digests were removed`,

@@ -225,6 +225,8 @@ describe('audit export on PostgreSQL, through the CLI', () => {
         seq: 6,
         through: 8,
         message: `events 6 to 8 have no digest (between ${digestFileName(1, 5)} and ${digestFileName(9, 10)}; ${digestFileName(9, 10)} names ${digestFileName(6, 8)} as the digest before it)`,
+        since: decodeDigestPayload(fs.readFileSync(path.join(dir, digestFileName(1, 5)), 'utf8')).time,
+        until: decodeDigestPayload(fs.readFileSync(path.join(dir, digestFileName(9, 10)), 'utf8')).time,
       },
     ]);
     expect(r.json.first_bad_seq).toBeUndefined();
