@@ -6,7 +6,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createGatehouse } from '../../src/app.ts';
 import { appendAudit } from '../../src/audit/audit.service.ts';
+import { loadConfig } from '../../src/config/config.ts';
 import { checkpointAndExport, digestFileName, exportThrough, listDigestFiles, logFileName } from '../../src/audit/export.ts';
 import { verifyExport } from '../../src/audit/verify-export.ts';
 import { verifyAudit } from '../../src/audit/verify.ts';
@@ -156,5 +158,17 @@ describe('several instances exporting at once on PostgreSQL', () => {
     const results = await Promise.all(instances.map((i) => exportThrough(i.kysely, sealer, dir, 5)));
     expect(results.filter((r) => r !== null)).toHaveLength(1);
     expect(fs.readdirSync(dir).sort()).toEqual([digestFileName(1, 5), logFileName(1, 5)]);
+  });
+});
+
+describe('GATEHOUSE_AUDIT_EXPORT_DIR', () => {
+  it('is resolved to an absolute path, and the server refuses to start without the directory', async () => {
+    expect(loadConfig({ GATEHOUSE_AUDIT_EXPORT_DIR: 'audit-export' }).auditExportDir).toBe(path.resolve('audit-export'));
+    expect(loadConfig({}).auditExportDir).toBeNull();
+    expect(() => loadConfig({ GATEHOUSE_AUDIT_EXPORT_DIR: 'a\nb' })).toThrow(/GATEHOUSE_AUDIT_EXPORT_DIR must be a directory path/);
+    const missing = path.join(os.tmpdir(), `gatehouse-no-such-dir-${process.pid}`);
+    await expect(
+      createGatehouse(loadConfig({ GATEHOUSE_AUDIT_EXPORT_DIR: missing, GATEHOUSE_DATA_DIR: '/nonexistent-not-used' })),
+    ).rejects.toThrow(`GATEHOUSE_AUDIT_EXPORT_DIR: ${missing} is not an existing directory`);
   });
 });
