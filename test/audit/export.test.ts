@@ -17,7 +17,9 @@ import { gatehouse } from '../helpers/cli.ts';
 import { freshDb, type TestDb } from '../helpers/db.ts';
 import { appendMany, asSuperuser, rewriteTail, withKeys } from './helpers.ts';
 
-describe('audit export on PostgreSQL, through the CLI', () => {
+// Each test runs the bin several times (a child process each): on a loaded machine that takes longer
+// than the default 60 s.
+describe('audit export on PostgreSQL, through the CLI', { timeout: 240_000 }, () => {
   let t: TestDb;
   let db: Kysely<Database>;
   let dir: string;
