@@ -93,6 +93,15 @@ export class MigrationError extends EnvironmentError {
   override name = 'MigrationError';
 }
 
+/**
+ * Writing the audit export (GATEHOUSE_AUDIT_EXPORT_DIR) failed: the directory is unwritable, a
+ * file of the same name holds other bytes, or the database no longer chains onto the last digest.
+ * The checkpoint itself is recorded; the export is retried at the next one.
+ */
+export class AuditExportError extends EnvironmentError {
+  override name = 'AuditExportError';
+}
+
 export function isGatehouseError(err: unknown): err is GatehouseError {
   return err instanceof GatehouseError;
 }
