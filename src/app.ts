@@ -49,6 +49,7 @@ import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
 import type { AuditSink } from './audit/sink.ts';
 import { AuditQueue } from './audit/audit.service.ts';
 import { startBackgroundJobs } from './jobs/background.ts';
+import { assertExportDir } from './audit/export.ts';
 import { createRateLimits } from './http/rate-limits.ts';
 import { addressLimits } from './http/address-limits.ts';
 import { auditCapacity } from './http/audit-capacity.ts';
@@ -97,6 +98,7 @@ export interface StartOptions {
 
 export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
   const log = opts.log ?? createLogger(config.logLevel);
+  if (config.auditExportDir) await assertExportDir(config.auditExportDir);
   const masterKey = loadMasterKey(config, (msg) => log.warn(msg));
   const sealer = createSealer(masterKey);
   // On PostgreSQL, migrations run first on a connection of their own, without the serving pool's
@@ -270,7 +272,16 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
 
   const jobs =
     opts.jobs !== false
-      ? startBackgroundJobs({ db: db.kysely, sealer, keyPolicy, keyRotationSeconds: config.keyRotationSeconds, audit, log })
+      ? startBackgroundJobs({
+          db: db.kysely,
+          sealer,
+          keyPolicy,
+          keyRotationSeconds: config.keyRotationSeconds,
+          audit,
+          log,
+          auditExportDir: config.auditExportDir,
+          metrics,
+        })
       : null;
 
   let listening: Listening | null = null;

@@ -42,6 +42,15 @@ export async function chainHead(trx: Transaction<Database>): Promise<{ seq: numb
   return { seq: row.seq === null ? 0 : Number(row.seq), hash: row.hash, now: new Date(row.now) };
 }
 
+/**
+ * Serialize checkpoint exports across every instance until the transaction ends (transaction-
+ * scoped, so it works through a transaction-mode pooler). A lock of its own, not the append lock:
+ * appends go on while an export writes its files.
+ */
+export async function lockExport(trx: Transaction<Database>): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext('gatehouse.audit.export'))`.execute(trx);
+}
+
 export async function databaseNow(db: Db): Promise<Date> {
   const { rows } = await sql<{ now: Date }>`select date_trunc('milliseconds', clock_timestamp()) as now`.execute(db);
   return new Date(rows[0]!.now);
@@ -57,6 +66,18 @@ export async function insertEvents(trx: Transaction<Database>, rows: NewAuditEve
 /** Events with seq > afterSeq, in order: verification walks the log a page at a time. */
 export function eventsAfter(db: Db, afterSeq: number, limit: number): Promise<AuditEventRow[]> {
   return db.selectFrom('audit_event').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
+}
+
+/** Events with afterSeq < seq <= throughSeq, in order, at most `limit`. */
+export function eventsBetween(db: Db, afterSeq: number, throughSeq: number, limit: number): Promise<AuditEventRow[]> {
+  return db
+    .selectFrom('audit_event')
+    .selectAll()
+    .where('seq', '>', String(afterSeq))
+    .where('seq', '<=', String(throughSeq))
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
 }
 
 export function newestEvent(db: Db): Promise<AuditEventRow | undefined> {

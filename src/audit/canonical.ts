@@ -45,6 +45,20 @@ export function canonicalJson(value: unknown): string {
   throw new TypeError(`canonical JSON has no representation for ${typeof value}`);
 }
 
+/**
+ * A stored row as the export writes it (src/audit/export.ts): every column, hash included, seq a
+ * number, times ISO 8601 UTC strings with milliseconds, the rest as read. Generic over the
+ * columns, so a column added to audit_event is exported (and compared) without a change here;
+ * canonicalJson of it is one line of an export file.
+ */
+export function exportedRow(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    out[k] = k === 'seq' ? Number(v) : v instanceof Date || k === 'time' ? new Date(v as Date).toISOString() : v === undefined ? null : v;
+  }
+  return out;
+}
+
 export function eventHash(fields: ChainedFields): string {
   const canonical = canonicalJson({
     seq: fields.seq,

@@ -67,6 +67,12 @@ const schema = z.object({
     .min(1024)
     .max(1 << 20)
     .default(16 * 1024),
+  // Where every checkpoint writes the events since the previous one and a signed digest
+  // (src/audit/export.ts). Unset: no export.
+  GATEHOUSE_AUDIT_EXPORT_DIR: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === '' || !/[\0\n\r]/.test(v), 'GATEHOUSE_AUDIT_EXPORT_DIR must be a directory path'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -99,6 +105,8 @@ export interface Config {
   maxBodyBytes: number;
   /** Bearer token that opens /metrics; null: /metrics answers direct loopback clients only. */
   metricsToken: string | null;
+  /** Absolute path of the audit export directory; null: checkpoints are not exported. */
+  auditExportDir: string | null;
   logLevel: string;
 }
 
@@ -167,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       : null,
     maxBodyBytes: e.GATEHOUSE_MAX_BODY_BYTES,
     metricsToken: e.GATEHOUSE_METRICS_TOKEN || null,
+    auditExportDir: e.GATEHOUSE_AUDIT_EXPORT_DIR ? path.resolve(e.GATEHOUSE_AUDIT_EXPORT_DIR) : null,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -62,13 +62,21 @@ export async function openDatabase(opts: {
   const release = acquireDataDirLock(opts.dataDir);
   try {
     const { PGlite } = await import('@electric-sql/pglite');
-    const pglite = await PGlite.create(path.join(opts.dataDir, 'pgdata'));
+    // PGlite's WebAssembly memory grows and never shrinks, and PostgreSQL's default 128 MB of shared
+    // buffers was most of an idle instance's resident memory (issue 8 point 7: ~470 MiB idle after a
+    // restart, ~300 MiB with 16 MB). Gatehouse's embedded data is small (people, clients, keys,
+    // sessions, the audit log); the operating system's page cache still holds the files.
+    const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`];
+    const pglite = await PGlite.create(path.join(opts.dataDir, 'pgdata'), { startParams });
     return fromPGlite(pglite, async () => release());
   } catch (err) {
     release();
     throw err;
   }
 }
+
+/** Shared buffers of the embedded database (see openDatabase). */
+export const PGLITE_SHARED_BUFFERS = '16MB';
 
 /** Wrap an already-open PGlite (tests restore one from a dump). */
 export function fromPGlite(pglite: import('@electric-sql/pglite').PGlite, onClose: () => Promise<void> = async () => {}): Connection {

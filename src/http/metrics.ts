@@ -32,6 +32,17 @@ export function createMetrics() {
       labelNames: ['error'] as const,
       registers: [registry],
     }),
+    auditExports: new Counter({
+      name: 'gatehouse_audit_exports_total',
+      help: 'Audit exports at checkpoints (GATEHOUSE_AUDIT_EXPORT_DIR): written, nothing new, or failed (the checkpoint is recorded all the same)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    auditExportedSeq: new Gauge({
+      name: 'gatehouse_audit_exported_seq',
+      help: 'Last audit event seq this instance exported with a digest',
+      registers: [registry],
+    }),
     signingKeys: new Gauge({ name: 'gatehouse_signing_keys_published', help: 'Keys in the published JWKS', registers: [registry] }),
   };
 }
