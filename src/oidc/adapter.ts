@@ -92,11 +92,29 @@ export class KyselyAdapter implements Adapter {
       user_code: payload.userCode ?? null,
       expires_at: expiresAt,
     };
+    if (this.model === 'ReplayDetection') return this.#insertOnce(id, row);
     await this.#db
       .insertInto('oidc_payload')
       .values({ model: this.model, id: storedId(this.model, id), ...row })
       .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(row))
       .execute();
+  }
+
+  // A DPoP proof's or client assertion's jti (src/oidc/dpop.ts). oidc-provider looks it up, then
+  // saves it, so two requests with one proof could both pass between the two. Only the insert that
+  // finds no live row wins (an expired one is taken over); the others are refused as replays.
+  async #insertOnce(id: string, row: { payload: string; expires_at: Date | null }): Promise<void> {
+    const res = await this.#db
+      .insertInto('oidc_payload')
+      .values({ model: this.model, id, payload: row.payload, expires_at: row.expires_at })
+      .onConflict((oc) =>
+        oc
+          .columns(['model', 'id'])
+          .doUpdateSet({ payload: row.payload, expires_at: row.expires_at })
+          .where('oidc_payload.expires_at', '<=', new Date()),
+      )
+      .executeTakeFirst();
+    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) throw new errors.InvalidGrant('replay detected');
   }
 
   async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
