@@ -49,6 +49,12 @@ export async function openDatabase(opts: {
     // An idle connection killed by the server (a restart, a failover) must not crash the process:
     // the pool drops it and opens another on the next query.
     pool.on('error', (err) => opts.onIdleError?.(err));
+    // pg-pool listens for errors only on idle connections. One checked out (inside a transaction,
+    // between two statements) that is cut (a pooler's idle_transaction_timeout, a PgBouncer or
+    // PostgreSQL restart) emits 'error' on the client with nobody listening: the process would
+    // crash. Heard here, the error fails that request's next query instead, and the pool drops
+    // the connection when it is released (it is no longer queryable).
+    pool.on('connect', (client) => client.on('error', (err) => opts.onIdleError?.(err)));
     // Fail now, with the driver's reason, rather than at the first request.
     const client = await pool.connect().catch(async (err: Error) => {
       await pool.end().catch(() => {});

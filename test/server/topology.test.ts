@@ -144,7 +144,13 @@ describe('the production topology: HAProxy (TLS 1.3), two instances, PgBouncer (
     };
   }
 
-  const startGatehouse = (i: 0 | 1) => startInstance(ports[i], env).then((g) => (instances[i] = g));
+  /** Every instance started, killed ones included, for their logs. */
+  const started: Instance[] = [];
+  const startGatehouse = (i: 0 | 1) =>
+    startInstance(ports[i], env).then((g) => {
+      started.push(g);
+      return (instances[i] = g);
+    });
 
   beforeAll(async () => {
     // Missing binaries fail here, naming the package; the test is never skipped.
@@ -304,5 +310,11 @@ describe('the production topology: HAProxy (TLS 1.3), two instances, PgBouncer (
     const next = (await refreshed.json()) as { access_token: string };
     expect(await introspect(next.access_token)).toMatchObject({ active: true });
     expect(await introspect(held.access_token)).toMatchObject({ active: true });
+  });
+
+  it('logged no error on any instance, and none in PgBouncer (nothing broke behind the transaction pooler)', () => {
+    // An error a hot path tolerates (a rate-limit counter falls back to memory) still shows here.
+    for (const g of started) expect(g.output()).not.toMatch(/"level":(50|60)/);
+    expect(bouncer.output()).not.toMatch(/ ERROR | FATAL /);
   });
 });
