@@ -58,7 +58,11 @@ export async function openDatabase(opts: {
     // Fail now, with the driver's reason, rather than at the first request.
     const client = await pool.connect().catch(async (err: Error) => {
       await pool.end().catch(() => {});
-      throw new DatabaseUnavailableError(`cannot connect to DATABASE_URL: ${err.message}`);
+      // PgBouncer refuses pg's startup parameters (statement_timeout, ...) unless told to ignore them.
+      const hint = /unsupported startup parameter/.test(err.message)
+        ? ' (behind PgBouncer, set ignore_startup_parameters = statement_timeout,idle_in_transaction_session_timeout; README, "Production topology")'
+        : '';
+      throw new DatabaseUnavailableError(`cannot connect to DATABASE_URL: ${err.message}${hint}`);
     });
     client.release();
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

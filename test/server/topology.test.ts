@@ -317,4 +317,18 @@ describe('the production topology: HAProxy (TLS 1.3), two instances, PgBouncer (
     for (const g of started) expect(g.output()).not.toMatch(/"level":(50|60)/);
     expect(bouncer.output()).not.toMatch(/ ERROR | FATAL /);
   });
+
+  it('left no migration lock behind in a pooled session (every instance start migrated through PgBouncer)', async () => {
+    const direct = await openDatabase({ databaseUrl: pg.url, dataDir: '' });
+    try {
+      // Kysely's migration lock key, as PostgreSQL shows a bigint advisory lock: two 32-bit halves.
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_locks
+        where locktype = 'advisory' and objsubid = 1
+          and ((classid::bigint << 32) | objid::bigint) = 3853314791062309107`.execute(direct.kysely);
+      expect(rows[0]!.n).toBe(0);
+    } finally {
+      await direct.close();
+    }
+  });
 });
