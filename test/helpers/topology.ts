@@ -238,7 +238,7 @@ export async function startInstance(port: number, env: Record<string, string>): 
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), ...env },
   });
   const child = track(proc, `gatehouse on ${port}`);
-  await child.waitFor('gatehouse listening', 60_000);
+  await child.waitFor('gatehouse listening', 120_000); // a bound for a loaded machine, not a target
   return { ...child, port, address: `127.0.0.1:${port}` };
 }
 

@@ -204,7 +204,7 @@ describe('the production topology: HAProxy (TLS 1.3), two instances, PgBouncer (
     });
     await proxy.waitStatus('gatehouse-1', 'UP');
     await proxy.waitStatus('gatehouse-2', 'UP');
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await proxy?.stop();
@@ -310,7 +310,7 @@ describe('the production topology: HAProxy (TLS 1.3), two instances, PgBouncer (
     const next = (await refreshed.json()) as { access_token: string };
     expect(await introspect(next.access_token)).toMatchObject({ active: true });
     expect(await introspect(held.access_token)).toMatchObject({ active: true });
-  });
+  }, 240_000);
 
   it('logged no error on any instance, and none in PgBouncer (nothing broke behind the transaction pooler)', () => {
     // An error a hot path tolerates (a rate-limit counter falls back to memory) still shows here.
