@@ -162,7 +162,9 @@ export interface Haproxy extends Child {
   /** A server's status as HAProxy sees it: UP, DOWN, MAINT, or a transition such as "UP 1/2". */
   status(server: string): Promise<string>;
   /** Wait (bounded) until HAProxy reports `server` as `want`. */
-  waitStatus(server: string, want: 'UP' | 'DOWN', boundMs?: number): Promise<void>;
+  waitStatus(server: string, want: 'UP' | 'DOWN' | 'MAINT', boundMs?: number): Promise<void>;
+  /** An operator's command on the admin socket, e.g. `disable server gatehouse/gatehouse-1`. */
+  admin(line: string): Promise<string>;
 }
 
 /** HAProxy with deploy/haproxy.cfg, the deployment values in its environment. */
@@ -214,6 +216,7 @@ export async function startHaproxy(
     ...child,
     port,
     status,
+    admin: command,
     async waitStatus(server, want, boundMs = 15_000) {
       const deadline = Date.now() + boundMs;
       let last = '';

@@ -287,9 +287,14 @@ describe('the production topology: HAProxy (TLS 1.3), two instances, PgBouncer (
   });
 
   it('SIGKILL to an instance: no failure once HAProxy marks it down; its refresh tokens refresh through the other', async () => {
-    // Only the second instance runs now: this refresh token is certainly issued through it.
+    // The first slot stays in maintenance while its instance restarts: this refresh token is
+    // certainly issued through the second instance.
+    await proxy.admin('disable server gatehouse/gatehouse-1');
+    await proxy.waitStatus('gatehouse-1', 'MAINT');
+    const restarted = startGatehouse(0);
     const held = await signIn();
-    await startGatehouse(0);
+    await restarted;
+    await proxy.admin('enable server gatehouse/gatehouse-1');
     await proxy.waitStatus('gatehouse-1', 'UP');
 
     const load = steadyLoad();
