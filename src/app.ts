@@ -117,7 +117,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       bounded: true,
-      onIdleError: (err) => log.warn({ err: err.message }, 'idle database connection lost'),
+      onIdleError: (err) => log.warn({ err: err.message }, 'database connection lost'),
     }));
   try {
     const applied = await migrateToLatest(db);
