@@ -262,7 +262,6 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     metrics,
   });
   app.use(ingest.routes());
-  app.use(ingest.allowedMethods());
   app.use(router.routes());
   app.use(router.allowedMethods());
   // Everything else is oidc-provider's: discovery, /auth, /token, /me, introspection, revocation, logout.

@@ -140,5 +140,11 @@ export function ingestRoutes(deps: IngestDeps): Router {
       }
     },
   );
+  // Other methods: 405 here, rather than falling through to oidc-provider's 404.
+  router.all('/audit/events', (ctx) => {
+    ctx.status = 405;
+    ctx.set('allow', 'POST');
+    ctx.body = { error: 'invalid_request', error_description: 'POST a JSON body {"events": [ … ]}' };
+  });
   return router;
 }
