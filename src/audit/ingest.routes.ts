@@ -34,7 +34,10 @@ export interface IngestDeps {
 function challenge(ctx: Context, status: 401 | 403, error: string | null, description: string) {
   ctx.status = status;
   // RFC 6750 §3: without a token the challenge names no error; descriptions are fixed ASCII.
-  ctx.set('www-authenticate', error ? `Bearer realm="gatehouse", error="${error}", error_description="${description}"` : 'Bearer realm="gatehouse"');
+  ctx.set(
+    'www-authenticate',
+    error ? `Bearer realm="gatehouse", error="${error}", error_description="${description}"` : 'Bearer realm="gatehouse"',
+  );
   ctx.body = { error: error ?? 'invalid_token', error_description: description };
 }
 

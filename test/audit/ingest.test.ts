@@ -91,7 +91,14 @@ function agentserverEvents(person: string) {
       outcome: 'failure',
       details: { error_type: 'llm_timeout', thread_id: 't-42' },
     },
-    { event_id: crypto.randomUUID(), time: t(), action: 'custom.deploy.finished', actor: 'system', outcome: 'success', details: { version: '1.4.2' } },
+    {
+      event_id: crypto.randomUUID(),
+      time: t(),
+      action: 'custom.deploy.finished',
+      actor: 'system',
+      outcome: 'success',
+      details: { version: '1.4.2' },
+    },
   ];
 }
 
@@ -285,8 +292,7 @@ describe.each(BACKENDS)('audit ingestion on %s', (backend) => {
       const a = new HttpAgent(s.url);
       const first = await a.follow(await a.request(flow.url));
       // Refused before any sign-in page: straight back to the application with the error.
-      const end = first.location ? new URL(first.location) : null;
-      const landed = end ?? (await signInOverHttp(a, first, person).then((x) => new URL(x.location!)));
+      const landed: URL = first.location ? new URL(first.location) : new URL((await signInOverHttp(a, first, person)).location!);
       if (landed.searchParams.get('code')) {
         // Refused at the code exchange at the latest.
         await expect(rp.finish(landed, flow)).rejects.toMatchObject({ error: 'invalid_target' });
@@ -318,7 +324,10 @@ describe.each(BACKENDS)('audit ingestion on %s', (backend) => {
   it('counts ingested events by source and action for Prometheus', async () => {
     const text = await (await fetch(`${s.url}/metrics`)).text();
     const line = (action: string) =>
-      new RegExp(`^gatehouse_audit_ingested_events_total\\{source="${producer.client_id}",action="${action.replace('.', '\\.')}",outcome="\\w+"\\} (\\d+)`, 'm');
+      new RegExp(
+        `^gatehouse_audit_ingested_events_total\\{source="${producer.client_id}",action="${action.replace('.', '\\.')}",outcome="\\w+"\\} (\\d+)`,
+        'm',
+      );
     expect(text).toMatch(line('agent.error'));
     expect(text).toMatch(line('custom'));
     expect(text).not.toMatch(/action="custom\.deploy/);
@@ -389,7 +398,10 @@ describe('gatehouse clients create --permission audit:append and audit list --so
     );
     expect(created.code, created.stderr).toBe(0);
     const client = JSON.parse(created.stdout);
-    const refused = await gatehouse(['users', 'invite', '--email', 'x@example.com', '--role', 'viewer', '--permission', 'audit:append'], s.env);
+    const refused = await gatehouse(
+      ['users', 'invite', '--email', 'x@example.com', '--role', 'viewer', '--permission', 'audit:append'],
+      s.env,
+    );
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/service client permission/);
     await s.gatehouse.refresh();
