@@ -26,7 +26,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .where('source', 'is not', null)
     .execute();
   // The console's and the CLI's --source filter, newest first with keyset pages on seq.
-  await db.schema.createIndex('audit_event_source_seq').on('audit_event').columns(['source', 'seq']).where('source', 'is not', null).execute();
+  await db.schema
+    .createIndex('audit_event_source_seq')
+    .on('audit_event')
+    .columns(['source', 'seq'])
+    .where('source', 'is not', null)
+    .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

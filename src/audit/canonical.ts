@@ -63,7 +63,8 @@ export function eventHash(fields: ChainedFields): string {
       : {
           source: fields.source,
           event_id: fields.event_id ?? null,
-          producer_time: fields.producer_time === null || fields.producer_time === undefined ? null : new Date(fields.producer_time).toISOString(),
+          producer_time:
+            fields.producer_time === null || fields.producer_time === undefined ? null : new Date(fields.producer_time).toISOString(),
         };
   const canonical = canonicalJson({
     ...ingested,

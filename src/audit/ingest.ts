@@ -102,7 +102,10 @@ const eventSchema = z
 
 const batchSchema = z
   .object({
-    events: z.array(z.unknown()).min(1, 'must hold at least one event').max(INGEST_BATCH_MAX, `must hold at most ${INGEST_BATCH_MAX} events`),
+    events: z
+      .array(z.unknown())
+      .min(1, 'must hold at least one event')
+      .max(INGEST_BATCH_MAX, `must hold at most ${INGEST_BATCH_MAX} events`),
   })
   .strict();
 
