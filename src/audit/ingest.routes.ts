@@ -20,7 +20,7 @@ import type { KeySet } from '../keys/keys.service.ts';
 import { publicJwks } from '../oidc/jwks.ts';
 import { createVerifier, VerifyError, type AccessTokenClaims, type Verifier } from '../verify/index.ts';
 import type { AuditQueue } from './audit.service.ts';
-import { ingestActionLabel, ingestBatch, INGEST_MAX_BODY_BYTES } from './ingest.ts';
+import { ingestActionLabel, ingestBatch, INGEST_BATCH_MAX, INGEST_MAX_BODY_BYTES } from './ingest.ts';
 
 export interface IngestDeps {
   issuer: string;
@@ -120,7 +120,8 @@ export function ingestRoutes(deps: IngestDeps): Router {
       const source = ctx.state.ingestClient as string;
       const body = ctx.request.body as unknown;
       const count = Array.isArray((body as { events?: unknown })?.events) ? Math.max(1, (body as { events: unknown[] }).events.length) : 1;
-      const wait = await deps.limit(source, Math.min(count, 1000), ctx.ip, ctx.state.requestId);
+      // An oversized batch is refused below; it costs at most a full batch of the budget.
+      const wait = await deps.limit(source, Math.min(count, INGEST_BATCH_MAX), ctx.ip, ctx.state.requestId);
       if (wait > 0) {
         ctx.status = 429;
         ctx.set('retry-after', String(wait));
