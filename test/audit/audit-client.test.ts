@@ -11,6 +11,7 @@ import { createAuditClient, type DropReport } from '../../src/audit-client/index
 import { listAudit } from '../../src/audit/query.ts';
 import { verifyAudit } from '../../src/audit/verify.ts';
 import { createClient } from '../../src/clients/clients.service.ts';
+import { revokeKey } from '../../src/keys/revoke.ts';
 import { BACKENDS } from '../helpers/db.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
@@ -150,6 +151,23 @@ describe.each(BACKENDS)('gatehouse/audit-client on %s', (backend) => {
       s.gatehouse.db.kysely,
     );
     expect(rows[0]!.n).toBe(0);
+    await client.close();
+  });
+
+  it('renews its cached token when Gatehouse refuses it (its signing key revoked), and goes on', async () => {
+    const client = createAuditClient({ ...options(), flushIntervalMs: 10 });
+    client.append(inject(500));
+    await client.flush();
+    expect(client.stats).toMatchObject({ appended: 1, tokenFetches: 1 });
+    client.append(inject(501));
+    await client.flush();
+    expect(client.stats.tokenFetches).toBe(1); // cached
+    const kid = s.gatehouse.keys().currentKid[s.gatehouse.config.accessTokenAlg as 'ES256']!;
+    await revokeKey(s.gatehouse.db.kysely, s.gatehouse.sealer, s.gatehouse.keyPolicy, { kid });
+    await s.gatehouse.refresh();
+    client.append(inject(502));
+    await client.flush();
+    expect(client.stats).toMatchObject({ appended: 3, tokenFetches: 2, dropped: 0, retries: 0 });
     await client.close();
   });
 
