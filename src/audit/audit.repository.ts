@@ -19,6 +19,9 @@ export interface NewAuditEventRow {
   details: Record<string, unknown>;
   prev_hash: string;
   hash: string;
+  source: string | null;
+  event_id: string | null;
+  producer_time: string | null;
 }
 
 /**
@@ -61,6 +64,15 @@ export async function insertEvents(trx: Transaction<Database>, rows: NewAuditEve
     .insertInto('audit_event')
     .values(rows.map((r) => ({ ...r, details: JSON.stringify(r.details) })))
     .execute();
+}
+
+/**
+ * The events already appended under these (source, event_id) keys, read under the append lock
+ * so that no other append can add one meanwhile: the idempotency check of POST /audit/events.
+ */
+export function eventsByEventId(trx: Transaction<Database>, source: string, eventIds: string[]): Promise<AuditEventRow[]> {
+  if (eventIds.length === 0) return Promise.resolve([]);
+  return trx.selectFrom('audit_event').selectAll().where('source', '=', source).where('event_id', 'in', eventIds).execute();
 }
 
 /** Events with seq > afterSeq, in order: verification walks the log a page at a time. */
@@ -126,6 +138,7 @@ export interface EventFilter {
   actor?: string | undefined;
   target?: string | undefined;
   outcome?: AuditOutcome | undefined;
+  source?: string | undefined;
   since?: Date | undefined;
   until?: Date | undefined;
   beforeSeq?: number | undefined;
@@ -139,6 +152,7 @@ export function queryEvents(db: Db, f: EventFilter): Promise<AuditEventRow[]> {
   if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
   if (f.target !== undefined) q = q.where('target', '=', f.target);
   if (f.outcome !== undefined) q = q.where('outcome', '=', f.outcome);
+  if (f.source !== undefined) q = q.where('source', '=', f.source);
   if (f.since !== undefined) q = q.where('time', '>=', f.since);
   if (f.until !== undefined) q = q.where('time', '<', f.until);
   if (f.beforeSeq !== undefined) q = q.where('seq', '<', String(f.beforeSeq));

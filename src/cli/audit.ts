@@ -131,12 +131,13 @@ export const auditCommands: Command[] = [
   },
   {
     name: 'audit list',
-    summary: 'list audit events, newest first (--action, --actor, --target, --outcome, --since, --until, --before-seq, --limit)',
+    summary: 'list audit events, newest first (--action, --actor, --target, --outcome, --source, --since, --until, --before-seq, --limit)',
     options: {
       action: { type: 'string' },
       actor: { type: 'string' },
       target: { type: 'string' },
       outcome: { type: 'string' },
+      source: { type: 'string' },
       since: { type: 'string' },
       until: { type: 'string' },
       'before-seq': { type: 'string' },
@@ -148,7 +149,17 @@ export const auditCommands: Command[] = [
       const text = page.events.length
         ? page.events
             .map((e) =>
-              [e.seq, e.time, e.outcome.padEnd(7), e.action, e.actor, e.target ?? '-', e.ip ?? '-', JSON.stringify(e.details)].join('  '),
+              [
+                e.seq,
+                e.time,
+                e.outcome.padEnd(7),
+                e.action,
+                e.actor,
+                e.target ?? '-',
+                e.ip ?? '-',
+                JSON.stringify(e.details),
+                ...(e.source ? [`source=${e.source}`, `event_id=${e.eventId}`, `producer_time=${e.producerTime}`] : []),
+              ].join('  '),
             )
             .join('\n') + (page.nextBeforeSeq ? `\n(older events: --before-seq ${page.nextBeforeSeq})` : '')
         : 'no events';

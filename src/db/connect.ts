@@ -49,10 +49,20 @@ export async function openDatabase(opts: {
     // An idle connection killed by the server (a restart, a failover) must not crash the process:
     // the pool drops it and opens another on the next query.
     pool.on('error', (err) => opts.onIdleError?.(err));
+    // pg-pool listens for errors only on idle connections. One checked out (inside a transaction,
+    // between two statements) that is cut (a pooler's idle_transaction_timeout, a PgBouncer or
+    // PostgreSQL restart) emits 'error' on the client with nobody listening: the process would
+    // crash. Heard here, the error fails that request's next query instead, and the pool drops
+    // the connection when it is released (it is no longer queryable).
+    pool.on('connect', (client) => client.on('error', (err) => opts.onIdleError?.(err)));
     // Fail now, with the driver's reason, rather than at the first request.
     const client = await pool.connect().catch(async (err: Error) => {
       await pool.end().catch(() => {});
-      throw new DatabaseUnavailableError(`cannot connect to DATABASE_URL: ${err.message}`);
+      // PgBouncer refuses pg's startup parameters (statement_timeout, ...) unless told to ignore them.
+      const hint = /unsupported startup parameter/.test(err.message)
+        ? ' (behind PgBouncer, set ignore_startup_parameters = statement_timeout,idle_in_transaction_session_timeout; README, "Production topology")'
+        : '';
+      throw new DatabaseUnavailableError(`cannot connect to DATABASE_URL: ${err.message}${hint}`);
     });
     client.release();
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

@@ -78,9 +78,11 @@ export function refuseLargeBody(contentLength: string | undefined, maxBytes: num
   return true;
 }
 
-export function bodyLimit(maxBytes: number) {
+/** `larger`: paths with a limit of their own (POST /audit/events takes a batch of events). */
+export function bodyLimit(maxBytes: number, larger: Record<string, number> = {}) {
   return async function limit(ctx: Context, next: Next) {
-    if (refuseLargeBody(ctx.get('content-length'), maxBytes, ctx.res)) {
+    const max = Object.hasOwn(larger, ctx.path) ? Math.max(maxBytes, larger[ctx.path]!) : maxBytes;
+    if (refuseLargeBody(ctx.get('content-length'), max, ctx.res)) {
       ctx.respond = false;
       return;
     }
