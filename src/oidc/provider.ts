@@ -18,6 +18,9 @@ import { expiresWithSession, extendOnRefresh, sessionTtl, type SessionLimits } f
 import { accessTokenChecker, GRANT_CLAIM } from './access-token.ts';
 import { introspectJwtAccessTokens, introspectionFeature } from './introspection.ts';
 import { allowFormPostToRedirectUri } from './form-post.ts';
+import { registerTokenExchange } from './token-exchange.ts';
+import { isAgentId } from '../agents/agents.service.ts';
+import type { AuditSink } from '../audit/sink.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -35,6 +38,10 @@ export interface ProviderDeps {
   session: SessionLimits;
   /** The client's token budget (src/oidc/rate-limit-hooks.ts); allowed networks are checked at client lookup there too. */
   limitTokenRequest?: (ctx: KoaContextWithOIDC, client: ClientRecord) => Promise<void>;
+  /** RFC 8693 token exchange (./token-exchange.ts): longest delegated lifetime and deepest `act` chain. */
+  delegation?: { maxTtl: number; maxDepth: number };
+  /** Where token exchanges are audited. */
+  audit?: AuditSink;
 }
 
 /** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
@@ -140,10 +147,13 @@ export function buildProvider(deps: ProviderDeps): Provider {
       resourceIndicators: {
         enabled: true,
         // Tokens are for the agentserver unless a client names another known resource.
-        defaultResource: () => audience,
+        // An agent's client credentials give only an actor token, for Gatehouse itself (aud = the
+        // issuer): the agentserver refuses it; its one use is a token exchange (./token-exchange.ts).
+        defaultResource: (_ctx, client) => (client && isAgentId(client.clientId) ? deps.issuer : audience),
         useGrantedResource: () => true,
         async getResourceServerInfo(ctx, resourceIndicator, client) {
-          if (resourceIndicator !== audience) throw new errors.InvalidTarget('unknown resource');
+          const actor = isAgentId(client.clientId);
+          if (resourceIndicator !== (actor ? deps.issuer : audience)) throw new errors.InvalidTarget('unknown resource');
           const record = await clients.get(client.clientId);
           // Allowed source networks (docs/architecture.md, "Service clients"). The same error as a wrong
           // secret, so a caller outside the network learns nothing about the credentials.
@@ -155,8 +165,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
             // What a token for the agentserver may carry. A person's token also carries the OIDC
             // scopes granted, so `scope` in the token and in the token response says what was
             // granted (RFC 6749 §5.1) and the token is accepted at userinfo (./userinfo.ts).
-            scope: client.grantTypeAllowed('client_credentials') ? 'agents' : 'openid offline_access email agents',
-            audience,
+            scope: actor ? '' : client.grantTypeAllowed('client_credentials') ? 'agents' : 'openid offline_access email agents',
+            audience: actor ? deps.issuer : audience,
             accessTokenTTL: ACCESS_TOKEN_TTL,
             accessTokenFormat: 'jwt',
             jwt: {
@@ -169,6 +179,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     async extraTokenClaims(ctx, token) {
       if (token.kind === 'ClientCredentials') {
         const record = await clients.get((token as any).clientId);
+        // An agent's permissions are a ceiling, never a grant: its actor token carries none.
+        if (record?.kind === 'agent') return undefined;
         return { roles: record?.roles ?? [], permissions: record?.permissions ?? [] };
       }
       if (token.kind === 'AccessToken' && (token as any).accountId) {
@@ -209,5 +221,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const check = accessTokenChecker({ issuer: deps.issuer, audience, keys: () => deps.keys, db: deps.db, clients });
   introspectJwtAccessTokens(provider, { clients, check });
   allowFormPostToRedirectUri(provider);
+  if (deps.delegation) {
+    const { keys, db, limitTokenRequest, audit, accessTokenAlg } = deps;
+    registerTokenExchange(provider, { issuer: deps.issuer, audience, accessTokenAlg, keys, db, clients, limitTokenRequest, audit, ...deps.delegation });
+  }
   return provider;
 }
