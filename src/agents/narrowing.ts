@@ -48,23 +48,25 @@ export function minimalGrants(grants: readonly string[]): string[] {
 /** The grants allowed by both sets, with wildcards handled on both sides. */
 export function intersectGrants(a: readonly string[], b: readonly string[]): string[] {
   const out: string[] = [];
-  for (const x of a) for (const y of b) {
-    const both = intersectPattern(x, y);
-    if (both) out.push(both);
-  }
+  for (const x of a)
+    for (const y of b) {
+      const both = intersectPattern(x, y);
+      if (both) out.push(both);
+    }
   return minimalGrants(out);
 }
 
 /** The roles both sides hold, following the hierarchy: operator ∧ admin = operator; auditor only if both have it. */
 export function intersectRoles(a: readonly string[], b: readonly string[]): Role[] {
   const out = new Set<Role>();
-  for (const x of a) for (const y of b) {
-    if (!isRole(x) || !isRole(y)) continue;
-    const ix = hierarchyIndex(x);
-    const iy = hierarchyIndex(y);
-    if (ix >= 0 && iy >= 0) out.add(HIERARCHY[Math.min(ix, iy)]!);
-    else if (x === y) out.add(x);
-  }
+  for (const x of a)
+    for (const y of b) {
+      if (!isRole(x) || !isRole(y)) continue;
+      const ix = hierarchyIndex(x);
+      const iy = hierarchyIndex(y);
+      if (ix >= 0 && iy >= 0) out.add(HIERARCHY[Math.min(ix, iy)]!);
+      else if (x === y) out.add(x);
+    }
   // Keep only the highest hierarchy role (it implies the lower ones) and the independent ones.
   const top = [...out].filter((r) => hierarchyIndex(r) >= 0).sort((p, q) => hierarchyIndex(q) - hierarchyIndex(p))[0];
   return [...(top ? [top] : []), ...[...out].filter((r) => hierarchyIndex(r) < 0)];

@@ -73,7 +73,12 @@ export const agentCommands: Command[] = [
           outcome: 'success',
           actor: 'cli',
           target: a.agent_id,
-          details: { name: v.name, permissions: v.permission ?? [], max_role: v['max-role'] ?? null, auth: v.auth ?? 'client_secret_basic' },
+          details: {
+            name: v.name,
+            permissions: v.permission ?? [],
+            max_role: v['max-role'] ?? null,
+            auth: v.auth ?? 'client_secret_basic',
+          },
         }),
       );
       const text = created.client_secret

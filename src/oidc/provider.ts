@@ -223,7 +223,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
   allowFormPostToRedirectUri(provider);
   if (deps.delegation) {
     const { keys, db, limitTokenRequest, audit, accessTokenAlg } = deps;
-    registerTokenExchange(provider, { issuer: deps.issuer, audience, accessTokenAlg, keys, db, clients, limitTokenRequest, audit, ...deps.delegation });
+    registerTokenExchange(provider, {
+      issuer: deps.issuer,
+      audience,
+      accessTokenAlg,
+      keys,
+      db,
+      clients,
+      limitTokenRequest,
+      audit,
+      ...deps.delegation,
+    });
   }
   return provider;
 }

@@ -287,7 +287,10 @@ describe.each(BACKENDS)('delegation by token exchange (%s)', (backend) => {
     const key = await (await import('jose')).importJWK(jwk as any, header.alg);
     const now = Math.floor(Date.now() / 1000);
     const expired = await new SignJWT({ ...payload, iat: now - 1000, exp: now - 100 }).setProtectedHeader(header).sign(key);
-    expect(await refused(exchange(expired, actor))).toMatchObject({ error: 'invalid_grant', description: expect.stringMatching(/expired/) });
+    expect(await refused(exchange(expired, actor))).toMatchObject({
+      error: 'invalid_grant',
+      description: expect.stringMatching(/expired/),
+    });
     // A service token is nobody's: not a subject.
     const svc = (await oidc.clientCredentialsGrant(await configFor(plainService))).access_token;
     expect(await refused(exchange(svc, actor))).toMatchObject({ error: 'invalid_grant', description: expect.stringMatching(/person/) });
