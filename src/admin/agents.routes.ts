@@ -7,7 +7,7 @@ import { createAgent, deleteAgent, getAgent, listAgents } from '../agents/agents
 import { EMPTY_AGENT_FORM, agentSecretPage, agentsPage, type AgentForm } from '../../views/admin/agents.ts';
 import type { Db } from '../db/handle.ts';
 import { withNotice, type AdminRequest, type Guard } from './guard.ts';
-import { one, parsePermissions } from './input.ts';
+import { one, splitList } from './input.ts';
 import { noticeFor } from './notices.ts';
 
 export function agentRoutes(router: Router, deps: { db: Db; guard: Guard }): void {
@@ -47,7 +47,7 @@ export function agentRoutes(router: Router, deps: { db: Db; guard: Guard }): voi
       r,
       { action: 'agent.create', target: null },
       async (q) => {
-        const permissions = parsePermissions(form.permissions);
+        const permissions = splitList(form.permissions); // checked by the service (action wildcards allowed)
         const created = await createAgent(q, { name: form.name, permissions, ...(form.maxRole ? { maxRole: form.maxRole } : {}) });
         return {
           result: created,

@@ -4,7 +4,8 @@
 // to prove the agent's identity in a token exchange (src/oidc/token-exchange.ts).
 import crypto from 'node:crypto';
 import { z } from 'zod';
-import { isPermission, isRole } from '../authz/model.ts';
+import { isRole } from '../authz/model.ts';
+import { isCeilingPermission } from './narrowing.ts';
 import * as clientsRepo from '../clients/clients.repository.ts';
 import { hashClientSecret, newClientSecret } from '../clients/secret.ts';
 import { DEFAULT_SECRET_OVERLAP_SECONDS, rotateClientSecret } from '../clients/clients.service.ts';
@@ -44,7 +45,11 @@ const createSchema = z
       .max(100, 'name must be at most 100 characters')
       .regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
     permissions: z
-      .array(z.string().refine(isPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject'))
+      .array(
+        z
+          .string()
+          .refine(isCeilingPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject or agent:summarizer:*'),
+      )
       .max(100)
       .default([]),
     maxRole: z.string().refine(isRole, 'is not a role (viewer, operator, admin, owner, auditor)').optional(),

@@ -1,6 +1,9 @@
 // What a delegated token may carry (docs/architecture.md, "Agents and delegation"): the
 // intersection of what the person may do, the agent's ceiling and what was asked for, computed on
-// the permission grammar of src/authz/model.ts (`<kind>:<id>:<action>`, `*` as the id or action wildcard).
+// the permission grammar of src/authz/model.ts (`<kind>:<id>:<action>`, `*` as the id wildcard).
+// An agent's ceiling may also use `*` as the action (`agent:summarizer:*`: every action on one
+// agent). Tokens never carry it: a person's grants always name their action, so every
+// intersection does too.
 // Pure functions: no database, no clock.
 import { HIERARCHY, hasRole, impliedGrants, isPermission, isRole, type Role } from '../authz/model.ts';
 
@@ -12,9 +15,18 @@ export interface Capabilities {
 
 const hierarchyIndex = (role: string) => (HIERARCHY as readonly string[]).indexOf(role);
 
+const ACTION_WILDCARD_RE = /^([^:]+:[^:]+):\*$/;
+
+/** A permission of an agent's ceiling: a token permission, or one with `*` as the action. */
+export function isCeilingPermission(value: unknown): value is string {
+  if (isPermission(value)) return true;
+  const m = typeof value === 'string' ? ACTION_WILDCARD_RE.exec(value) : null;
+  return m !== null && isPermission(`${m[1]}:any`);
+}
+
 /** Every grant a holder has, its roles' implied grants included. */
 export function allGrants(c: Capabilities): string[] {
-  return [...c.permissions.filter(isPermission), ...impliedGrants(c.roles)];
+  return [...c.permissions.filter(isCeilingPermission), ...impliedGrants(c.roles)];
 }
 
 /** One segment both allow: equal, or `*` on one side (the other side then). */

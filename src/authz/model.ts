@@ -12,7 +12,7 @@ export type HierarchyRole = (typeof HIERARCHY)[number];
 export type Role = (typeof ROLES)[number];
 
 /**
- * What each role adds, as resource permissions `<kind>:<id>:<action>` with `*` as the id (or action)
+ * What each role adds, as resource permissions `<kind>:<id>:<action>` with `*` as the id
  * wildcard (docs/architecture.md, "Tokens and claims"). Raw prompts (`config:prompts:read`) are not
  * implied by operator: "Operators can't see raw prompts unless explicitly granted".
  */
@@ -24,10 +24,9 @@ export const ROLE_GRANTS = {
   auditor: ['audit:*:read'],
 } as const satisfies Record<Role, readonly string[]>;
 
-// kind: a lower-case word; id: a name, a thread id or `*`; action: a lower-case word or `*` (every
-// action on the resource: an agent's ceiling `agent:summarizer:*`, issue 9). Bounded so that a
+// kind and action: lower-case words; id: a name, a thread id or `*`. Bounded so that a
 // token cannot be bloated by one grant.
-const PERMISSION_RE = /^[a-z][a-z0-9_-]{0,31}:(?:\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127}):(?:\*|[a-z][a-z0-9_-]{0,31})$/;
+const PERMISSION_RE = /^[a-z][a-z0-9_-]{0,31}:(?:\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127}):[a-z][a-z0-9_-]{0,31}$/;
 
 export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
@@ -58,7 +57,7 @@ function matches(pattern: string, wanted: string): boolean {
   const p = pattern.split(':');
   const w = wanted.split(':');
   if (p.length !== 3 || w.length !== 3) return false;
-  return p[0] === w[0] && (p[2] === '*' || p[2] === w[2]) && (p[1] === '*' || p[1] === w[1]);
+  return p[0] === w[0] && p[2] === w[2] && (p[1] === '*' || p[1] === w[1]);
 }
 
 /**
