@@ -67,7 +67,9 @@ export function accessTokenChecker(deps: AccessTokenCheckDeps) {
       return { claims, account: { id: row.id, email: row.email } };
     }
     // A service token (client credentials): sub is the client itself, and it must still exist.
-    if (sub === clientId && (await deps.clients.get(clientId))) return { claims };
+    // A disabled agent's actor token is no longer active either.
+    const client = sub === clientId ? await deps.clients.get(clientId) : null;
+    if (client && !client.disabled) return { claims };
     return undefined;
   };
 }

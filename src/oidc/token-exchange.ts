@@ -20,6 +20,7 @@ import type { KeySet } from '../keys/keys.service.ts';
 import { GRANT_CLAIM } from './access-token.ts';
 import { findLiveGrant } from './grants.repository.ts';
 import { publicJwks } from './jwks.ts';
+import { isGatehouseError } from '../errors.ts';
 
 export { TOKEN_EXCHANGE_GRANT };
 /** RFC 8693 §3: the only token type Gatehouse takes and issues. */
@@ -94,6 +95,14 @@ function invalidGrant(detail: string): errors.OIDCProviderError {
   const e = new errors.InvalidGrant(detail);
   e.error_description = detail;
   return e;
+}
+
+/** 503 in oidc-provider's error shape: the exchange could not be recorded, so it is not made. */
+class AuditUnavailable extends errors.OIDCProviderError {
+  constructor() {
+    super(503, 'temporarily_unavailable');
+    this.error_description = 'the audit log is full: retry shortly';
+  }
 }
 
 class Refused extends Error {
@@ -257,34 +266,43 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       result = await exchange(ctx, record);
     } catch (err) {
       if (!(err instanceof Refused)) throw err;
-      await deps.audit?.({
-        action: 'token.exchange',
-        outcome: 'denied',
-        actor: clientId,
-        target: err.person,
-        ip: ctx.ip,
-        requestId: requestIdOf(ctx),
-        details: { client_id: clientId, error: err.error.error, reason: err.error.error_description ?? err.error.message },
-      });
+      // A refusal is answered as it is, even if its record cannot be queued.
+      await deps
+        .audit?.({
+          action: 'token.exchange',
+          outcome: 'denied',
+          actor: clientId,
+          target: err.person,
+          ip: ctx.ip,
+          requestId: requestIdOf(ctx),
+          details: { client_id: clientId, error: err.error.error, reason: err.error.error_description ?? err.error.message },
+        })
+        .catch(() => undefined);
       throw err.error;
     }
-    await deps.audit?.({
-      action: 'token.exchange',
-      outcome: 'success',
-      actor: clientId,
-      target: result.person,
-      ip: ctx.ip,
-      requestId: requestIdOf(ctx),
-      details: {
-        person: result.person,
-        actors: result.chain,
-        client_id: clientId,
-        roles: result.granted.roles,
-        permissions: result.granted.permissions,
-        audience: deps.audience,
-        expires_in: result.exp - result.iat,
-      },
-    });
+    // No delegated token leaves unrecorded: a full audit queue answers 503 (as src/http/audit-capacity.ts does elsewhere).
+    await deps
+      .audit?.({
+        action: 'token.exchange',
+        outcome: 'success',
+        actor: clientId,
+        target: result.person,
+        ip: ctx.ip,
+        requestId: requestIdOf(ctx),
+        details: {
+          person: result.person,
+          actors: result.chain,
+          client_id: clientId,
+          roles: result.granted.roles,
+          permissions: result.granted.permissions,
+          audience: deps.audience,
+          expires_in: result.exp - result.iat,
+        },
+      })
+      .catch((err) => {
+        if (isGatehouseError(err) && err.code === 'UNAVAILABLE') throw new AuditUnavailable();
+        throw err;
+      });
     ctx.body = {
       access_token: result.accessToken,
       issued_token_type: ACCESS_TOKEN_TYPE,
