@@ -221,19 +221,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const check = accessTokenChecker({ issuer: deps.issuer, audience, keys: () => deps.keys, db: deps.db, clients });
   introspectJwtAccessTokens(provider, { clients, check });
   allowFormPostToRedirectUri(provider);
-  if (deps.delegation) {
-    const { keys, db, limitTokenRequest, audit, accessTokenAlg } = deps;
-    registerTokenExchange(provider, {
-      issuer: deps.issuer,
-      audience,
-      accessTokenAlg,
-      keys,
-      db,
-      clients,
-      limitTokenRequest,
-      audit,
-      ...deps.delegation,
-    });
-  }
+  // Always registered: every authenticating client's metadata names the grant (src/clients/client-cache.ts).
+  registerTokenExchange(provider, {
+    issuer: deps.issuer,
+    audience,
+    accessTokenAlg: deps.accessTokenAlg,
+    keys: deps.keys,
+    db: deps.db,
+    clients,
+    limitTokenRequest: deps.limitTokenRequest,
+    audit: deps.audit,
+    ...(deps.delegation ?? { maxTtl: 300, maxDepth: 3 }),
+  });
   return provider;
 }
