@@ -172,6 +172,8 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       refreshAbsoluteTtl: config.refreshAbsoluteTtl,
       session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
       limitTokenRequest,
+      delegation: { maxTtl: config.delegationTtl, maxDepth: config.delegationMaxDepth },
+      audit,
     });
   function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {
     const p = buildProvider(deps);

@@ -18,6 +18,8 @@ export const VERIFY_ERROR_CODES = [
   'jwks_unavailable', // the JWKS could not be fetched or is not a usable key set
   'inactive', // { online: true }: Gatehouse says the token is no longer active (grant revoked, person disabled, key withdrawn)
   'introspection_unavailable', // { online: true }: Gatehouse could not be asked (503, like jwks_unavailable)
+  'delegated_token', // { allowDelegated: false }: an agent acting for the person (`act`) where only the person may act (403)
+  'actor_token', // an agent's own actor token (client_id agt_…, no `act`): it proves an identity in a token exchange, it grants nothing
 ] as const;
 
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];

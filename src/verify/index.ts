@@ -8,6 +8,7 @@ import { introspector, type IntrospectionOptions } from './online.ts';
 export type { IntrospectionOptions } from './online.ts';
 
 export { can, hasRole, parseClaims, type AccessTokenClaims } from './claims.ts';
+export { actingAgent, actorChain, isDelegated, type ActorClaim } from './delegation.ts';
 export { VERIFY_ERROR_CODES, VerifyError, type VerifyErrorCode } from './errors.ts';
 export {
   ACR_MFA,
@@ -51,6 +52,9 @@ export interface VerifyOptions {
    * rejects with `inactive` once its grant is revoked, its person disabled or its key withdrawn.
    * Needs the `introspection` option of createVerifier. */
   online?: boolean;
+  /** Default true. false: a delegated token (an agent acting for the person, `act`) is refused with
+   * `delegated_token`, for operations only the person may take (owner operations, for example). */
+  allowDelegated?: boolean;
 }
 
 export interface Verifier {
@@ -130,6 +134,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
         claims = parseClaims(payload);
       } catch (err) {
         throw toVerifyError(err);
+      }
+      // An agent's actor token is for Gatehouse (aud = its issuer); should the agentserver share the
+      // issuer as its audience, the shape still gives it away: an agent's own client, no `act`.
+      if (claims.client_id.startsWith('agt_') && claims.act === undefined) {
+        throw new VerifyError('actor_token', 'an agent actor token proves an identity in a token exchange and grants nothing');
+      }
+      if (verifyOptions.allowDelegated === false && claims.act !== undefined) {
+        throw new VerifyError('delegated_token', 'an agent acting for the person may not do this; the person must');
       }
       // Offline first: a forged or expired token never costs a request to Gatehouse.
       if (verifyOptions.online && !(await isActive!(token, claims.exp))) {
