@@ -4,6 +4,7 @@ import { runVerifyBench, runVerifyDpopBench } from './verify.ts';
 import { formatTokenRows, runTokenBench } from './tokens.ts';
 import { formatSignIn, runSignInBench } from './signin.ts';
 import { formatIngestRows, runAuditBench, runIngestBench } from './audit.ts';
+import { formatDelegation, runDelegationBench } from './delegation.ts';
 
 const only = process.argv[2];
 const want = (name: string) => !only || only === name;
@@ -23,6 +24,10 @@ if (want('verify')) {
   console.log(
     `verify(token, { dpop }): ${d.verifierPerSec.toFixed(0)}/s   bare jose (token + proof + checks) baseline: ${d.baselinePerSec.toFixed(0)}/s   ratio ${d.ratio.toFixed(2)}`,
   );
+}
+if (want('delegation')) {
+  console.log('\n== Offline verification of a delegated token (act three agents deep, ES256, key set in hand)');
+  console.log(formatDelegation(await runDelegationBench()));
 }
 if (want('tokens')) {
   console.log('\n== Client-credentials tokens (server pinned to one core, 16 concurrent clients, median of 3 rounds)');

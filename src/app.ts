@@ -176,6 +176,8 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
       limitTokenRequest,
       dpop: { nonceSecret: dpopNonceSecret, requireNonce: config.dpopRequireNonce },
+      delegation: { maxTtl: config.delegationTtl, maxDepth: config.delegationMaxDepth },
+      audit,
     });
   function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {
     const p = buildProvider(deps);

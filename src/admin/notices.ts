@@ -8,6 +8,7 @@ const NOTICES: Record<string, string> = {
   enabled: 'Account enabled. The person can sign in again.',
   sessions: "All of this person's sessions ended; their refresh tokens stopped working.",
   client_deleted: 'Client deleted. Its grants and refresh tokens were revoked.',
+  agent_deleted: 'Agent deleted. Its credentials stopped working, and so did every exchange naming it.',
   keys_rotated: 'Signing keys rotated. Verifiers pick up the new keys from the JWKS.',
   key_revoked: 'Key revoked: it left the JWKS and every token it signed stops verifying. Fresh keys replace it.',
 };

@@ -18,6 +18,7 @@ import { adminAccess, hasAnyAccess, homeFor } from './access.ts';
 import { ADMIN_CLIENT_ID, adminSignedOutUri, ensureAdminClient } from './admin-client.ts';
 import { auditRoutes } from './audit.routes.ts';
 import { clientRoutes } from './clients.routes.ts';
+import { agentRoutes } from './agents.routes.ts';
 import { createGuard, loginUrl } from './guard.ts';
 import { one, safeReturnTo } from './input.ts';
 import { keyRoutes } from './keys.routes.ts';
@@ -148,6 +149,7 @@ export async function adminRoutes(router: Router, deps: AdminDeps): Promise<void
 
   userRoutes(router, { db, guard, issuer: deps.issuer });
   clientRoutes(router, { db, guard });
+  agentRoutes(router, { db, guard });
   keyRoutes(router, { db, guard, sealer: deps.sealer, keyPolicy: deps.keyPolicy });
   auditRoutes(router, { db, guard });
 }

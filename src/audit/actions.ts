@@ -30,6 +30,15 @@ export const AUDIT_ACTIONS = [
   'client.update', // not emitted yet (no way to edit a client); kept for test/audit/audit.test.ts, which appends it
   'client.delete',
   'client.secret_rotate',
+  // Agents (src/agents/): principals whose permissions are a ceiling, never a grant.
+  'agent.create',
+  'agent.delete',
+  'agent.disable',
+  'agent.enable',
+  'agent.secret_rotate',
+  // RFC 8693 token exchange (src/oidc/token-exchange.ts): details {person, actors (newest first),
+  // client_id, roles, permissions, audience, expires_in}; refusals as 'denied' with the OAuth error.
+  'token.exchange',
   'key.rotate',
   // A compromised key withdrawn: out of the JWKS at once, replaced by freshly generated keys.
   'key.revoke',

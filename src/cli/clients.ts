@@ -23,7 +23,9 @@ function readJwks(file: string | undefined): unknown {
 const CREATE_HELP = `Options:
   --name NAME                      shown on the sign-in page ("to continue to NAME") and in the audit log (required)
   --grant GRANT                    repeatable: client_credentials (a service), or authorization_code
-                                   [+ refresh_token] (a browser application); never both kinds
+                                   [+ refresh_token] (a browser application); never both kinds;
+                                   token_exchange (with client_credentials): may exchange a person's
+                                   access token for an agent's delegated token (RFC 8693)
   --auth METHOD                    how the client authenticates at /token, introspection and revocation:
                                      client_secret_basic  secret in the Authorization header (default)
                                      client_secret_post   secret in the form body (libraries that default to it)

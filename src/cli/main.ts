@@ -8,6 +8,7 @@ import { clientCommands } from './clients.ts';
 import { keyCommands } from './keys.ts';
 import { userCommands } from './users.ts';
 import { auditCommands } from './audit.ts';
+import { agentCommands } from './agents.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 
 const migrate: Command = {
@@ -21,7 +22,7 @@ const migrate: Command = {
 };
 
 export function allCommands(): Command[] {
-  return [migrate, ...userCommands, ...clientCommands, ...keyCommands, ...auditCommands];
+  return [migrate, ...userCommands, ...clientCommands, ...agentCommands, ...keyCommands, ...auditCommands];
 }
 
 function usage(commands: Command[]): string {

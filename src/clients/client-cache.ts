@@ -8,7 +8,7 @@ import { DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE } from './rate-limit.ts';
 
 export interface ClientRecord {
   clientId: string;
-  kind: 'service' | 'browser';
+  kind: 'service' | 'browser' | 'agent';
   /** The metadata oidc-provider builds its Client from; `client_secret` holds the secret's hash. */
   metadata: Record<string, unknown>;
   previousSecretHash: string | null;
@@ -20,12 +20,26 @@ export interface ClientRecord {
   rateLimit: number;
   /** Registered as a resource server (`clients create --introspect`). */
   introspect: boolean;
+  /** Registered with `--grant token_exchange`: may exchange a person's token for an agent (src/oidc/token-exchange.ts). */
+  tokenExchange: boolean;
+  /** A disabled agent: oidc-provider does not find it (src/oidc/adapter.ts), a token exchange refuses it. */
+  disabled: boolean;
 }
+
+/** RFC 8693 §2.1. */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 const MAX_ENTRIES = 10_000;
 
 export function toRecord(row: ClientRow): ClientRecord {
   const metadata: Record<string, unknown> = { ...row.metadata, client_id: row.client_id };
+  // Gatehouse stores the grant as `token_exchange`. oidc-provider sees the RFC 8693 grant type on
+  // every client, so that one without the grant reaches the handler and gets unauthorized_client
+  // (RFC 6749 §5.2) rather than the library's generic invalid_request.
+  // Public clients (no authentication) are left as they are: they can never exchange tokens.
+  const grants = Array.isArray(row.metadata.grant_types) ? (row.metadata.grant_types as string[]) : ['authorization_code'];
+  const authenticates = row.metadata.token_endpoint_auth_method !== 'none';
+  metadata.grant_types = [...grants.filter((g) => g !== 'token_exchange'), ...(authenticates ? [TOKEN_EXCHANGE_GRANT] : [])];
   if (row.secret_hash) metadata.client_secret = row.secret_hash;
   return {
     clientId: row.client_id,
@@ -38,6 +52,8 @@ export function toRecord(row: ClientRow): ClientRecord {
     allowedCidrs: row.allowed_cidrs,
     rateLimit: row.rate_limit ?? DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE,
     introspect: row.introspect === true,
+    tokenExchange: grants.includes('token_exchange'),
+    disabled: row.disabled === true,
   };
 }
 

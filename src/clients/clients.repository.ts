@@ -7,7 +7,8 @@ export function findClient(db: Db, clientId: string): Promise<ClientRow | undefi
 }
 
 export function listClients(db: Db): Promise<ClientRow[]> {
-  return db.selectFrom('client').selectAll().orderBy('created_at').orderBy('client_id').execute();
+  // Agents are listed by src/agents/agents.repository.ts.
+  return db.selectFrom('client').selectAll().where('kind', '!=', 'agent').orderBy('created_at').orderBy('client_id').execute();
 }
 
 export async function insertClient(db: Db, row: NewClient): Promise<void> {

@@ -63,7 +63,9 @@ const createSchema = z
       .min(1, 'name is required')
       .max(100, 'name must be at most 100 characters')
       .regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
-    grants: z.array(z.enum(['client_credentials', 'authorization_code', 'refresh_token'])).min(1, 'at least one grant is required'),
+    grants: z
+      .array(z.enum(['client_credentials', 'authorization_code', 'refresh_token', 'token_exchange']))
+      .min(1, 'at least one grant is required'),
     auth: z.enum(AUTH_METHODS).default('client_secret_basic'),
     roles: z.array(z.string().refine(isRole, 'is not a role (viewer, operator, admin, owner, auditor)')).max(5).default([]),
     permissions: z
@@ -96,6 +98,9 @@ const createSchema = z
         path: ['grants'],
         message: 'a client is either a service (client_credentials) or a browser application (authorization_code), not both',
       });
+    // RFC 8693 (src/oidc/token-exchange.ts): the agentserver's back end, a service that authenticates.
+    if (v.grants.includes('token_exchange') && !service)
+      ctx.addIssue({ code: 'custom', path: ['grants'], message: 'token_exchange is for service clients: it goes with client_credentials' });
     if (v.grants.includes('refresh_token') && !browser)
       ctx.addIssue({ code: 'custom', path: ['grants'], message: 'refresh_token goes with authorization_code' });
     if (browser && v.redirectUris.length === 0)

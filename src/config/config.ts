@@ -36,6 +36,17 @@ const schema = z.object({
   // watch a session end; short values only make sessions stricter.
   GATEHOUSE_SESSION_IDLE_TTL: durationSeconds('GATEHOUSE_SESSION_IDLE_TTL', 1800, 1),
   GATEHOUSE_SESSION_MAX_TTL: durationSeconds('GATEHOUSE_SESSION_MAX_TTL', 12 * 3600, 1),
+  // Delegated tokens (RFC 8693 token exchange, src/oidc/token-exchange.ts): their longest lifetime
+  // (never past the subject token's own exp, at most an access token's) and how deep `act` may nest.
+  GATEHOUSE_DELEGATION_TTL: durationSeconds('GATEHOUSE_DELEGATION_TTL', 300, 1).pipe(
+    z.number().max(900, 'GATEHOUSE_DELEGATION_TTL must be at most 900 (an access token lifetime)'),
+  ),
+  GATEHOUSE_DELEGATION_MAX_DEPTH: z.coerce
+    .number({ error: 'GATEHOUSE_DELEGATION_MAX_DEPTH must be a whole number from 1 to 10' })
+    .int('GATEHOUSE_DELEGATION_MAX_DEPTH must be a whole number from 1 to 10')
+    .min(1, 'GATEHOUSE_DELEGATION_MAX_DEPTH must be a whole number from 1 to 10')
+    .max(10, 'GATEHOUSE_DELEGATION_MAX_DEPTH must be a whole number from 1 to 10')
+    .default(3),
   // The window of the per-address sign-in failure limit (5 failures in it): stricter when longer;
   // shorter only for tests that must see a window pass (src/signin/brute-force.ts).
   GATEHOUSE_SIGNIN_IP_WINDOW: durationSeconds('GATEHOUSE_SIGNIN_IP_WINDOW', 60, 1).pipe(
@@ -101,6 +112,10 @@ export interface Config {
   sessionIdleTtl: number;
   /** …and at the latest this long after the sign-in, whatever the activity. */
   sessionMaxTtl: number;
+  /** Longest lifetime of a delegated (token-exchange) access token, seconds. */
+  delegationTtl: number;
+  /** Most actors a delegated token's `act` chain may hold. */
+  delegationMaxDepth: number;
   /** Seconds of the per-address window of sign-in failures. */
   signinIpWindow: number;
   /** Seconds between SIGTERM and closing the listener, with /readyz answering 503. */
@@ -175,6 +190,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshAbsoluteTtl: e.GATEHOUSE_REFRESH_ABSOLUTE_TTL,
     sessionIdleTtl: e.GATEHOUSE_SESSION_IDLE_TTL,
     sessionMaxTtl: e.GATEHOUSE_SESSION_MAX_TTL,
+    delegationTtl: e.GATEHOUSE_DELEGATION_TTL,
+    delegationMaxDepth: e.GATEHOUSE_DELEGATION_MAX_DEPTH,
     signinIpWindow: e.GATEHOUSE_SIGNIN_IP_WINDOW,
     drainSeconds: e.GATEHOUSE_DRAIN_SECONDS,
     trustProxy: e.GATEHOUSE_TRUST_PROXY === 'true' || e.GATEHOUSE_TRUST_PROXY === '1',

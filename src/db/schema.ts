@@ -35,7 +35,7 @@ export interface SigningKeyTable {
   revoked_at: Timestamp | null;
 }
 
-export type ClientKind = 'service' | 'browser';
+export type ClientKind = 'service' | 'browser' | 'agent';
 
 export interface ClientTable {
   client_id: string;
@@ -54,6 +54,8 @@ export interface ClientTable {
   rate_limit: number | null;
   /** A resource server: may introspect tokens issued to other clients (RFC 7662). */
   introspect: Generated<boolean>;
+  /** A disabled agent cannot authenticate nor act in a token exchange (migrations/2026-12-01T15-00_agents.ts). */
+  disabled: Generated<boolean>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
 }

@@ -60,13 +60,16 @@ export function accessTokenChecker(deps: AccessTokenCheckDeps) {
     const grantId = payload[GRANT_CLAIM];
     if (typeof grantId === 'string') {
       const grant = await findLiveGrant(deps.db, grantId);
-      if (!grant || grant.accountId !== sub || grant.clientId !== clientId) return undefined;
+      // A delegated token (./token-exchange.ts, `act`) keeps the person's grant but names the exchanging client.
+      if (!grant || grant.accountId !== sub || (grant.clientId !== clientId && payload.act === undefined)) return undefined;
       const row = await accounts.findAccount(deps.db, sub);
       if (!row || row.status !== 'active') return undefined;
       return { claims, account: { id: row.id, email: row.email } };
     }
     // A service token (client credentials): sub is the client itself, and it must still exist.
-    if (sub === clientId && (await deps.clients.get(clientId))) return { claims };
+    // A disabled agent's actor token is no longer active either.
+    const client = sub === clientId ? await deps.clients.get(clientId) : null;
+    if (client && !client.disabled) return { claims };
     return undefined;
   };
 }

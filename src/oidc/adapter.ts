@@ -52,6 +52,8 @@ class ClientAdapter implements Adapter {
   }
   async find(id: string): Promise<AdapterPayload | undefined> {
     const record = await this.#clients.get(id);
+    // A disabled agent does not exist for oidc-provider: it cannot authenticate anywhere.
+    if (record?.disabled) return undefined;
     return (record?.metadata as AdapterPayload | undefined) ?? undefined;
   }
   // Clients are managed through Gatehouse (CLI, admin UI), never through oidc-provider.

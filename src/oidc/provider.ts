@@ -20,6 +20,9 @@ import { introspectJwtAccessTokens, introspectionFeature } from './introspection
 import { allowFormPostToRedirectUri } from './form-post.ts';
 import { clientCertificate, clientCertificateAuthorized, DPOP_ALGORITHMS, dpopFeature, type DpopSettings } from './dpop.ts';
 import { AUDIT_APPEND } from '../authz/model.ts';
+import { registerTokenExchange } from './token-exchange.ts';
+import { isAgentId } from '../agents/agents.service.ts';
+import type { AuditSink } from '../audit/sink.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -39,6 +42,10 @@ export interface ProviderDeps {
   limitTokenRequest?: (ctx: KoaContextWithOIDC, client: ClientRecord) => Promise<void>;
   /** DPoP nonces and whether they are required (./dpop.ts). */
   dpop?: DpopSettings;
+  /** RFC 8693 token exchange (./token-exchange.ts): longest delegated lifetime and deepest `act` chain. */
+  delegation?: { maxTtl: number; maxDepth: number };
+  /** Where token exchanges are audited. */
+  audit?: AuditSink;
 }
 
 /** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
@@ -139,16 +146,22 @@ export function buildProvider(deps: ProviderDeps): Provider {
       resourceIndicators: {
         enabled: true,
         // Tokens are for the agentserver unless a client names another known resource.
-        defaultResource: () => audience,
+        // An agent's client credentials give only an actor token, for Gatehouse itself (aud = the
+        // issuer): the agentserver refuses it; its one use is a token exchange (./token-exchange.ts).
+        defaultResource: (_ctx, client) => (client && isAgentId(client.clientId) ? deps.issuer : audience),
         useGrantedResource: () => true,
         async getResourceServerInfo(ctx, resourceIndicator, client) {
-          // Two resources: the agentserver (the configured audience), and Gatehouse itself for
-          // audit ingestion (docs/architecture.md, "Audit ingestion"): a token for the issuer is
-          // given only at /token, by the client-credentials grant, to a service client holding
-          // audit:append. A person's token, an agent's or any other client's never names the
-          // issuer, so none of them can be replayed at POST /audit/events.
-          const forGatehouse = resourceIndicator === deps.issuer && resourceIndicator !== audience;
-          if (resourceIndicator !== audience && !forGatehouse) throw new errors.InvalidTarget('unknown resource');
+          // Two resources: the agentserver (the configured audience), and Gatehouse itself. An
+          // agent's client credentials give only an actor token for the issuer (its one use is a
+          // token exchange, ./token-exchange.ts). Otherwise a token for the issuer is given only at
+          // /token, by the client-credentials grant, to a service client holding audit:append, for
+          // audit ingestion (docs/architecture.md, "Audit ingestion"). A person's token or any other
+          // client's never names the issuer, so none of them can be replayed at POST /audit/events.
+          const actor = isAgentId(client.clientId);
+          const forGatehouse = !actor && resourceIndicator === deps.issuer && resourceIndicator !== audience;
+          if (actor ? resourceIndicator !== deps.issuer : resourceIndicator !== audience && !forGatehouse) {
+            throw new errors.InvalidTarget('unknown resource');
+          }
           const record = await clients.get(client.clientId);
           if (
             forGatehouse &&
@@ -169,9 +182,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
             // What a token for the agentserver may carry. A person's token also carries the OIDC
             // scopes granted, so `scope` in the token and in the token response says what was
             // granted (RFC 6749 §5.1) and the token is accepted at userinfo (./userinfo.ts).
-            // An ingestion token carries no scope: audit:append in its permissions is what it may do.
-            scope: forGatehouse ? '' : client.grantTypeAllowed('client_credentials') ? 'agents' : 'openid offline_access email agents',
-            audience: forGatehouse ? deps.issuer : audience,
+            // An actor or ingestion token carries no scope: what it may do is in its kind and permissions.
+            scope:
+              actor || forGatehouse ? '' : client.grantTypeAllowed('client_credentials') ? 'agents' : 'openid offline_access email agents',
+            audience: actor || forGatehouse ? deps.issuer : audience,
             accessTokenTTL: ACCESS_TOKEN_TTL,
             accessTokenFormat: 'jwt',
             jwt: {
@@ -184,6 +198,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     async extraTokenClaims(ctx, token) {
       if (token.kind === 'ClientCredentials') {
         const record = await clients.get((token as any).clientId);
+        // An agent's permissions are a ceiling, never a grant: its actor token carries none.
+        if (record?.kind === 'agent') return undefined;
         return { roles: record?.roles ?? [], permissions: record?.permissions ?? [] };
       }
       if (token.kind === 'AccessToken' && (token as any).accountId) {
@@ -224,5 +240,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const check = accessTokenChecker({ issuer: deps.issuer, audience, keys: () => deps.keys, db: deps.db, clients });
   introspectJwtAccessTokens(provider, { clients, check });
   allowFormPostToRedirectUri(provider);
+  // Always registered: every authenticating client's metadata names the grant (src/clients/client-cache.ts).
+  registerTokenExchange(provider, {
+    issuer: deps.issuer,
+    audience,
+    accessTokenAlg: deps.accessTokenAlg,
+    keys: deps.keys,
+    db: deps.db,
+    clients,
+    limitTokenRequest: deps.limitTokenRequest,
+    audit: deps.audit,
+    ...(deps.delegation ?? { maxTtl: 300, maxDepth: 3 }),
+  });
   return provider;
 }

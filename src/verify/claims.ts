@@ -1,5 +1,6 @@
 import { can as modelCan, hasRole as modelHasRole, isPermission, type Role } from '../authz/model.ts';
 import { VerifyError } from './errors.ts';
+import { parseAct, type ActorClaim } from './delegation.ts';
 
 /** The claims of a Gatehouse access token (docs/architecture.md, "Tokens and claims"; RFC 9068 §2.2). */
 export interface AccessTokenClaims {
@@ -20,6 +21,8 @@ export interface AccessTokenClaims {
   /** RFC 8176 values. */
   amr?: string[];
   sid?: string;
+  /** A delegated token (RFC 8693 §4.1): the agent acting for `sub` now, earlier actors nested (./delegation.ts). */
+  act?: ActorClaim;
   /** Sender constraint (RFC 7800): `jkt` for DPoP (RFC 9449), `x5t#S256` for a client certificate (RFC 8705). */
   cnf?: Confirmation;
 }
@@ -97,6 +100,8 @@ export function parseClaims(payload: Record<string, unknown>): AccessTokenClaims
   if (sid !== undefined) claims.sid = sid;
   const cnf = optional(payload, 'cnf', isConfirmation, 'an object whose jkt and x5t#S256 are SHA-256 thumbprints');
   if (cnf !== undefined) claims.cnf = { ...cnf };
+  const act = parseAct(payload.act);
+  if (act !== undefined) claims.act = act;
   return claims;
 }
 

@@ -30,6 +30,8 @@ export const VERIFY_ERROR_CODES = [
   'certificate_required', // cnf.x5t#S256, and no { certificate } was given
   'certificate_mismatch', // the certificate is not the one in cnf.x5t#S256 (or could not be read)
   'unsupported_confirmation', // cnf holds no confirmation method this verifier can check
+  'delegated_token', // { allowDelegated: false }: an agent acting for the person (`act`) where only the person may act (403)
+  'actor_token', // an agent's own actor token (client_id agt_…, no `act`): it proves an identity in a token exchange, it grants nothing
 ] as const;
 
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];

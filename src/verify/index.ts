@@ -11,6 +11,7 @@ import type { CertificateInput } from './mtls.ts';
 export type { IntrospectionOptions } from './online.ts';
 
 export { can, hasRole, parseClaims, type AccessTokenClaims, type Confirmation } from './claims.ts';
+export { actingAgent, actorChain, isDelegated, type ActorClaim } from './delegation.ts';
 export { DEFAULT_DPOP_ALGORITHMS, normalizeHtu, type DpopProofInput, type DpopVerifierOptions } from './dpop.ts';
 export { certificateThumbprint, type CertificateInput } from './mtls.ts';
 export { VERIFY_ERROR_CODES, VerifyError, type VerifyErrorCode } from './errors.ts';
@@ -62,6 +63,9 @@ export interface VerifyOptions {
   dpop?: DpopProofInput;
   /** The TLS client certificate (RFC 8705): required for a token with `cnf.x5t#S256`. */
   certificate?: CertificateInput;
+  /** Default true. false: a delegated token (an agent acting for the person, `act`) is refused with
+   * `delegated_token`, for operations only the person may take (owner operations, for example). */
+  allowDelegated?: boolean;
 }
 
 export interface Verifier {
@@ -142,6 +146,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
         claims = parseClaims(payload);
       } catch (err) {
         throw toVerifyError(err);
+      }
+      // An agent's actor token is for Gatehouse (aud = its issuer); should the agentserver share the
+      // issuer as its audience, the shape still gives it away: an agent's own client, no `act`.
+      if (claims.client_id.startsWith('agt_') && claims.act === undefined) {
+        throw new VerifyError('actor_token', 'an agent actor token proves an identity in a token exchange and grants nothing');
+      }
+      if (verifyOptions.allowDelegated === false && claims.act !== undefined) {
+        throw new VerifyError('delegated_token', 'an agent acting for the person may not do this; the person must');
       }
       // A sender-constrained token is worth nothing without its proof or certificate (RFC 9449 §7.2).
       await checkSenderConstraint(token, claims, verifyOptions, checkDpop);

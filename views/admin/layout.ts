@@ -15,7 +15,7 @@ export interface AdminFrame {
   stale: boolean;
 }
 
-export type Section = 'users' | 'clients' | 'keys' | 'audit' | null;
+export type Section = 'users' | 'clients' | 'agents' | 'keys' | 'audit' | null;
 
 export function alert(message: string | null | undefined): Html | '' {
   return message ? html`<p role="alert">${message}</p>` : '';
@@ -46,7 +46,7 @@ export function adminLayout(
 <header class="admin-bar">
 <nav aria-label="Admin">
 <strong class="brand">Gatehouse admin</strong>
-${f.access.manage ? [link('/admin/users', 'Users', p.section === 'users'), link('/admin/clients', 'Clients', p.section === 'clients'), link('/admin/keys', 'Keys', p.section === 'keys')] : ''}
+${f.access.manage ? [link('/admin/users', 'Users', p.section === 'users'), link('/admin/clients', 'Clients', p.section === 'clients'), link('/admin/agents', 'Agents', p.section === 'agents'), link('/admin/keys', 'Keys', p.section === 'keys')] : ''}
 ${f.access.audit ? link('/admin/audit', 'Audit log', p.section === 'audit') : ''}
 </nav>
 <form method="post" action="/admin/logout" class="inline signout">
