@@ -21,6 +21,7 @@ import { GRANT_CLAIM } from './access-token.ts';
 import { findLiveGrant } from './grants.repository.ts';
 import { publicJwks } from './jwks.ts';
 import { isGatehouseError } from '../errors.ts';
+import { bindIssuedToken } from './dpop.ts';
 
 export { TOKEN_EXCHANGE_GRANT };
 /** RFC 8693 §3: the only token type Gatehouse takes and issues. */
@@ -235,6 +236,10 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       // How the person signed in still holds for step-up checks; the grant lets Gatehouse tell online
       // whether the sign-in behind it is still alive (src/oidc/access-token.ts).
       for (const name of ['auth_time', 'acr', 'amr', 'sid', GRANT_CLAIM]) if (subject[name] !== undefined) claims[name] = subject[name];
+      // Bound to the key the agent holds (a DPoP proof on this request) or to the client certificate,
+      // like the library's own grants (./dpop.ts); checked last, so a refused exchange records no proof.
+      const binding = await bindIssuedToken(ctx);
+      if (binding.cnf) claims.cnf = binding.cnf;
       const { kid, key: signing } = key();
       const accessToken = await new SignJWT(claims)
         .setProtectedHeader({ alg: deps.accessTokenAlg, kid, typ: 'at+jwt' })
@@ -245,7 +250,16 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
         .setExpirationTime(exp)
         .setJti(crypto.randomBytes(21).toString('base64url'))
         .sign(await signing);
-      return { accessToken, exp, iat, granted, grantedScope, chain: [actor.sub!, ...earlier!], person: sub };
+      return {
+        accessToken,
+        tokenType: binding.tokenType,
+        exp,
+        iat,
+        granted,
+        grantedScope,
+        chain: [actor.sub!, ...earlier!],
+        person: sub,
+      };
     } catch (err) {
       if (err instanceof Refused) throw err;
       if (err instanceof errors.OIDCProviderError) throw new Refused(err, person);
@@ -306,7 +320,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     ctx.body = {
       access_token: result.accessToken,
       issued_token_type: ACCESS_TOKEN_TYPE,
-      token_type: 'Bearer',
+      token_type: result.tokenType,
       expires_in: result.exp - result.iat,
       scope: result.grantedScope,
     };

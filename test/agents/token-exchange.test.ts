@@ -3,6 +3,7 @@
 // gatehouse/verify reads it offline. openid-client (a library nobody here wrote) is the client.
 import crypto from 'node:crypto';
 import * as oidc from 'openid-client';
+import { calculateJwkThumbprint, decodeJwt, exportJWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent, setAgentDisabled } from '../../src/agents/agents.service.ts';
 import { disableAccount, endAllSessions } from '../../src/accounts/accounts.service.ts';
@@ -187,6 +188,34 @@ describe.each(BACKENDS)('delegation by token exchange (%s)', (backend) => {
       permissions: claims.permissions,
     });
     expect(JSON.stringify(row.details)).not.toContain(subject.slice(0, 40));
+  });
+
+  it('binds a delegated token to the key of a DPoP proof (issue 9 §3): verified with a fresh proof, refused without', async () => {
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const jwk = await exportJWK(keys.publicKey);
+    const delegated = await oidc.genericGrantRequest(
+      exchanger,
+      EXCHANGE,
+      {
+        subject_token: await personToken(),
+        subject_token_type: ACCESS,
+        actor_token: await actorToken(summarizer),
+        actor_token_type: ACCESS,
+      },
+      { DPoP: oidc.getDPoPHandle(exchanger, keys) },
+    );
+    expect(delegated.token_type.toLowerCase()).toBe('dpop');
+    const token = delegated.access_token;
+    expect(decodeJwt(token).cnf).toEqual({ jkt: await calculateJwkThumbprint(jwk) });
+    const url = 'https://agents.example.com/threads/42';
+    const proof = await new SignJWT({ htm: 'GET', htu: url, jti: crypto.randomUUID(), ath: crypto.hash('sha256', token, 'base64url') })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+      .setIssuedAt()
+      .sign(keys.privateKey);
+    const v = verifier();
+    await expect(v.verify(token)).rejects.toMatchObject({ code: 'dpop_proof_required' });
+    const claims = await v.verify(token, { dpop: { proof, method: 'GET', url } });
+    expect(actingAgent(claims)).toBe(summarizer.id);
   });
 
   it('narrows to the requested scope and a shorter requested_lifetime, never past the ceiling', async () => {
