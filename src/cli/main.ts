@@ -8,6 +8,7 @@ import { clientCommands } from './clients.ts';
 import { keyCommands } from './keys.ts';
 import { userCommands } from './users.ts';
 import { auditCommands } from './audit.ts';
+import { backupCommands } from './backup.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 
 const migrate: Command = {
@@ -21,7 +22,7 @@ const migrate: Command = {
 };
 
 export function allCommands(): Command[] {
-  return [migrate, ...userCommands, ...clientCommands, ...keyCommands, ...auditCommands];
+  return [migrate, ...userCommands, ...clientCommands, ...keyCommands, ...auditCommands, ...backupCommands];
 }
 
 function usage(commands: Command[]): string {
@@ -59,8 +60,7 @@ export async function runCli(
   }
   let ctx: CliContext | undefined;
   try {
-    ctx = await openContext(env);
-    const result = await command.run(ctx, values);
+    const result = (await command.withoutContext?.(env, values)) ?? (await command.run((ctx = await openContext(env)), values));
     out.write(values.json ? JSON.stringify(result.json) + '\n' : result.text + '\n');
     if (result.stderr) err.write(`gatehouse ${command.name}: ${result.stderr}\n`);
     return result.exitCode ?? 0;
