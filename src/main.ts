@@ -20,6 +20,16 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const gatehouse = await createGatehouse(config, { log });
+  // Installed before listening: a signal that arrives first must not end the process (their default).
+  // A renewed certificate, now (the files are also watched: src/http/server.ts).
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading the TLS certificate');
+    gatehouse.reloadTls();
+  });
+  // `gatehouse backup` on the embedded database while this server holds it (src/backup/live.ts).
+  process.on('SIGUSR2', () => {
+    answerBackupRequest(config.dataDir, (out) => gatehouse.backup(out), log).catch((err) => log.error({ err }, 'backup request failed'));
+  });
   const { url } = await gatehouse.listen();
   log.info({ url, issuer: config.issuer, database: gatehouse.db.dialect }, 'gatehouse listening');
   await onServerStarted(gatehouse);
@@ -38,15 +48,6 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
-  // A renewed certificate, now (the files are also watched: src/http/server.ts).
-  process.on('SIGHUP', () => {
-    log.info('SIGHUP: reloading the TLS certificate');
-    gatehouse.reloadTls();
-  });
-  // `gatehouse backup` on the embedded database while this server holds it (src/backup/live.ts).
-  process.on('SIGUSR2', () => {
-    answerBackupRequest(config.dataDir, (out) => gatehouse.backup(out), log).catch((err) => log.error({ err }, 'backup request failed'));
-  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

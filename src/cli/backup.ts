@@ -114,7 +114,13 @@ export const backupCommands: Command[] = [
       const newKey = readMasterKeyFile('--new-key-file', file);
       const counts = await ctx.change(
         (trx) => rotateMasterKey(trx, ctx.masterKey, newKey),
-        (c) => ({ action: 'master_key.rotate', outcome: 'success', actor: 'cli', target: null, details: { ...c } }),
+        (c) => ({
+          action: 'key.master_rotate',
+          outcome: 'success',
+          actor: 'cli',
+          target: null,
+          details: { resealed: c.signing_keys + c.totp_seeds + c.enrollment_seeds },
+        }),
       );
       // The embedded default reads its key from the data directory: it must now hold the new one.
       let replaced: string | null = null;

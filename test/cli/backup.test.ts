@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { gatehouse } from '../helpers/cli.ts';
+import { gatehouse as run } from '../helpers/cli.ts';
 import { BACKENDS, createPgDatabase, type Backend, type TestDb } from '../helpers/db.ts';
 import { freePort, startServer, type TestServer } from '../helpers/server.ts';
 import { createPerson } from '../helpers/accounts.ts';
@@ -20,6 +20,8 @@ import { createClient } from '../../src/clients/clients.service.ts';
 import { writeCheckpoint } from '../../src/audit/checkpoint.ts';
 
 const AUDIENCE = 'https://agents.example.com';
+/** Opening an embedded database is slow on a loaded machine: give each command time. */
+const gatehouse = (args: string[], env: Record<string, string>) => run(args, env, { timeoutMs: 240_000 });
 const tmpDirs: string[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -188,7 +190,7 @@ describe.each(BACKENDS)('backup and restore on %s', (backend) => {
       expect(verify.code, verify.stderr).toBe(0);
       expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
     }
-  }, 300_000);
+  }, 900_000);
 });
 
 describe('backup of the embedded database while the server runs', () => {
@@ -211,7 +213,7 @@ describe('backup of the embedded database while the server runs', () => {
     cleanups.push(async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
-    for (let i = 0; i < 600 && !output.includes('gatehouse listening'); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 2400 && !output.includes('gatehouse listening'); i++) await new Promise((r) => setTimeout(r, 100));
     expect(output).toContain('gatehouse listening');
 
     // The command line cannot open the data directory the server holds; it asks the server.
@@ -234,7 +236,7 @@ describe('backup of the embedded database while the server runs', () => {
     expect(JSON.parse(r.stdout).rows).toEqual(out.rows);
     const v = await gatehouse(['audit', 'verify', '--json'], { ...env, GATEHOUSE_DATA_DIR: target });
     expect(v.code, v.stderr).toBe(0);
-  }, 300_000);
+  }, 900_000);
 
   it('refuses to restore into the embedded database without the master key, rather than generate one', async () => {
     const target = tmpDir();
