@@ -231,6 +231,14 @@ async function readBackup(
   return { header, counts };
 }
 
+/**
+ * The first pass alone: refuse a file that is not a whole, unaltered backup made under this master
+ * key, before any database is opened (`gatehouse restore` runs it first).
+ */
+export async function checkBackupFile(file: string, masterKey: Buffer): Promise<BackupHeader> {
+  return (await readBackup(path.resolve(file), masterKey)).header;
+}
+
 export interface RestoreSummary {
   created_at: string;
   migration: string | null;

@@ -2,10 +2,10 @@
 // (src/keys/master-key.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeBackup, restoreBackup, type BackupSummary } from '../backup/backup.ts';
+import { checkBackupFile, writeBackup, restoreBackup, type BackupSummary } from '../backup/backup.ts';
 import { requestLiveBackup } from '../backup/live.ts';
 import { loadConfig } from '../config/config.ts';
-import { readMasterKeyFile } from '../crypto/master-key.ts';
+import { loadMasterKey, readMasterKeyFile } from '../crypto/master-key.ts';
 import { dataDirHolder } from '../db/data-dir-lock.ts';
 import { GatehouseError } from '../errors.ts';
 import { rotateMasterKey } from '../keys/master-key.ts';
@@ -76,6 +76,11 @@ export const backupCommands: Command[] = [
             'or set GATEHOUSE_MASTER_KEY or GATEHOUSE_MASTER_KEY_FILE, then restore',
         );
       }
+      // The whole file is checked before the database is even opened: a refusal touches nothing.
+      await checkBackupFile(
+        input,
+        loadMasterKey(config, () => {}),
+      );
       return null;
     },
     async run(ctx, v) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { gatehouse as run } from '../helpers/cli.ts';
 import { BACKENDS, createPgDatabase, type Backend, type TestDb } from '../helpers/db.ts';
@@ -156,7 +157,15 @@ describe.each(BACKENDS)('backup and restore on %s', (backend) => {
     expect(truncatedRun.code).toBe(2);
     expect(truncatedRun.stderr).toContain('truncated');
 
-    // The refusals wrote nothing: the restore into the same database goes through (it refuses a non-empty one).
+    // The refusals did not even open the database; and the restore into it goes through (it refuses a non-empty one).
+    if (backend === 'pglite') expect(fs.existsSync(path.join(target.env.GATEHOUSE_DATA_DIR!, 'pgdata'))).toBe(false);
+    else {
+      const c = new pg.Client({ connectionString: target.env.DATABASE_URL });
+      await c.connect();
+      const { rows } = await c.query(`select count(*)::int as n from pg_tables where schemaname = 'public'`);
+      await c.end();
+      expect(rows[0].n).toBe(0);
+    }
     const restored = await gatehouse(['restore', '--in', file, '--json'], targetEnv);
     expect(restored.code, restored.stderr).toBe(0);
     expect(JSON.parse(restored.stdout)).toMatchObject({ ok: true, rows: { account: 1, totp_credential: 1 } });
