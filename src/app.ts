@@ -13,7 +13,7 @@ import { openDatabase, type Connection } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
-import { assertMasterKeyOpens, ensureKeys, loadKeySet, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
+import { ensureKeys, loadKeySet, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { MAX_SIGNED_LIFETIME } from './oidc/lifetimes.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -21,6 +21,8 @@ import { createMetrics, type Metrics } from './http/metrics.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { bodyLimit, requestMiddleware } from './http/request.ts';
 import { listen, withTokenFastPath, type Listening } from './http/server.ts';
+import { writeBackup, type BackupSummary } from './backup/backup.ts';
+import { appendAudit } from './audit/audit.service.ts';
 import { assertClientCertificateTrust } from './http/client-cert-trust.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
@@ -44,7 +46,7 @@ import { enrollmentService } from './accounts/enrollment.ts';
 import { secondFactors } from './mfa/registry.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
-import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
+import { assertMasterKey, backupCodeKey } from './keys/master-key.ts';
 import type { AuditSink } from './audit/sink.ts';
 import { AuditQueue } from './audit/audit.service.ts';
 import { startBackgroundJobs } from './jobs/background.ts';
@@ -82,6 +84,10 @@ export interface Gatehouse {
   /** Re-read keys and clients now (what the change feed does on every instance). */
   refresh(): Promise<void>;
   listen(): Promise<{ url: string; server: http.Server | https.Server }>;
+  /** Re-read GATEHOUSE_TLS_CERT_FILE/KEY_FILE now (SIGHUP); a bad pair keeps the certificate in use. */
+  reloadTls(): boolean;
+  /** Write a backup of this instance's database (src/backup/; SIGUSR2 on the embedded database). */
+  backup(out: string): Promise<BackupSummary>;
   close(): Promise<void>;
 }
 
@@ -124,7 +130,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
-    await assertMasterKeyOpens(db.kysely, sealer);
+    await assertMasterKey(db.kysely, sealer, masterKey);
   } catch (err) {
     await db.close();
     throw err;
@@ -228,7 +234,11 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     metricsToken: config.metricsToken,
   });
   // The second factors, built once: every flow that enrolls, checks or removes one gets this registry.
-  const factors = secondFactors({ sealer, rp: relyingPartyFor(config.issuer), backupCodeKey: deriveBackupCodeKey(masterKey) });
+  const factors = secondFactors({
+    sealer,
+    rp: relyingPartyFor(config.issuer),
+    backupCodeKey: await backupCodeKey(db.kysely, sealer, masterKey),
+  });
   signInRoutes(router, {
     signIn: signInService(db.kysely, factors),
     provider: () => provider,
@@ -320,8 +330,15 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     async listen() {
       const handler = withTokenFastPath({ config, log, metrics, https: isHttps, limits }, app.callback(), () => callback);
       await assertClientCertificateTrust(config, db.kysely);
-      listening = await listen(config, handler);
+      listening = await listen(config, handler, log);
       return { url: listening.url, server: listening.server };
+    },
+    reloadTls() {
+      return listening?.reloadTls() ?? false;
+    },
+    async backup(out) {
+      await appendAudit(db.kysely, { action: 'backup.create', outcome: 'success', actor: 'system', target: null, details: { file: out } });
+      return writeBackup(db.kysely, { masterKey, out, dialect: db.dialect });
     },
     async close() {
       ready = false; // load balancers stop sending traffic

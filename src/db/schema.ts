@@ -214,6 +214,14 @@ export interface AdminSessionTable {
   expires_at: Timestamp;
 }
 
+/** The master key in force: its key-check value and the sealed backup-code key (src/keys/master-key.ts). */
+export interface MasterKeyCheckTable {
+  id: number;
+  check_value: string;
+  backup_code_key_sealed: string | null;
+  rotated_at: Timestamp;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -231,6 +239,7 @@ export interface Database {
   audit_event: AuditEventTable;
   audit_checkpoint: AuditCheckpointTable;
   admin_session: AdminSessionTable;
+  master_key_check: MasterKeyCheckTable;
 }
 
 export type AccountRow = Selectable<AccountTable>;
