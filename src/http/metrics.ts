@@ -32,6 +32,12 @@ export function createMetrics() {
       labelNames: ['error'] as const,
       registers: [registry],
     }),
+    backchannelLogout: new Counter({
+      name: 'gatehouse_backchannel_logout_total',
+      help: 'Back-channel logout deliveries by outcome: delivered, retried (an attempt failed), failed (given up), dropped (client gone)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     signingKeys: new Gauge({ name: 'gatehouse_signing_keys_published', help: 'Keys in the published JWKS', registers: [registry] }),
   };
 }
@@ -52,6 +58,7 @@ export function routeGroup(path: string): string {
     '/token/introspection',
     '/token/revocation',
     '/session/end',
+    '/device',
     '/.well-known/openid-configuration',
     '/healthz',
     '/readyz',

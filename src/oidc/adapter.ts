@@ -1,7 +1,8 @@
 // oidc-provider's storage on Kysely: one table for every model it stores (sessions,
 // interactions, grants, codes, refresh tokens, …). Clients are the exception: they are
 // Gatehouse's own records, served from the client cache.
-//  - Expiry is honoured on read: an expired row is never returned, even before cleanup.
+//  - Expiry is honoured on read: an expired row is never returned, even before cleanup (a device
+//    code's row outlives its `exp` by DEVICE_CODE_EXPIRED_GRACE; oidc-provider refuses it as expired).
 //  - consume() marks, never deletes: a consumed code or rotated refresh token stays findable
 //    (with `consumed`) until it expires, which is how oidc-provider detects reuse and revokes
 //    the grant (RFC 9700 §4.14.2, OAuth 2.1 §4.1.3).
@@ -9,6 +10,7 @@ import crypto from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientCache } from '../clients/client-cache.ts';
 import type { Db } from '../db/handle.ts';
+import { DEVICE_CODE_EXPIRED_GRACE } from './lifetimes.ts';
 
 // Bearer values (refresh tokens, codes, opaque access tokens) are kept only as SHA-256 keys, and
 // their `jti` (the value itself) is left out of the stored payload and put back on read: a copy
@@ -79,7 +81,10 @@ export class KyselyAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+    // An expired device code stays findable a while, so oidc-provider (which checks its `exp`)
+    // answers expired_token to a late poll, as RFC 8628 §3.5 asks, instead of "not found".
+    const keepFor = expiresIn && this.model === 'DeviceCode' ? expiresIn + DEVICE_CODE_EXPIRED_GRACE : expiresIn;
+    const expiresAt = keepFor ? new Date(Date.now() + keepFor * 1000) : null;
     let stored: AdapterPayload = payload;
     if (HASHED.has(this.model)) {
       const { jti: _value, ...rest } = payload;

@@ -18,6 +18,7 @@ export const VERIFY_ERROR_CODES = [
   'jwks_unavailable', // the JWKS could not be fetched or is not a usable key set
   'inactive', // { online: true }: Gatehouse says the token is no longer active (grant revoked, person disabled, key withdrawn)
   'introspection_unavailable', // { online: true }: Gatehouse could not be asked (503, like jwks_unavailable)
+  'replayed', // verifyLogoutToken: a logout token whose jti was already accepted (Back-Channel Logout 1.0 §2.6)
 ] as const;
 
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];
