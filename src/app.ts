@@ -55,7 +55,12 @@ import { attachRateLimits, tokenRequestLimit } from './oidc/rate-limit-hooks.ts'
 import { ClientAuthFailures } from './audit/client-auth-failures.ts';
 import { isGatehouseError } from './errors.ts';
 import { attachDevicePolling, devicePollLimiter } from './oidc/device-flow.ts';
-import { createBackchannelLogout, sendLogoutsThroughOutbox, type BackchannelLogout, type BackchannelLogoutOptions } from './oidc/backchannel-logout.ts';
+import {
+  createBackchannelLogout,
+  sendLogoutsThroughOutbox,
+  type BackchannelLogout,
+  type BackchannelLogoutOptions,
+} from './oidc/backchannel-logout.ts';
 
 export interface Gatehouse {
   config: Config;

@@ -117,7 +117,11 @@ const createSchema = z
     if (v.grants.includes('refresh_token') && !browser && !device)
       ctx.addIssue({ code: 'custom', path: ['grants'], message: 'refresh_token goes with authorization_code or device_code' });
     if (service && v.backchannelLogoutUri)
-      ctx.addIssue({ code: 'custom', path: ['backchannelLogoutUri'], message: 'a service client has no sign-in sessions to be told about' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backchannelLogoutUri'],
+        message: 'a service client has no sign-in sessions to be told about',
+      });
     if (browser && v.redirectUris.length === 0)
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a browser application needs at least one redirect URI' });
     if (service && v.redirectUris.length > 0)

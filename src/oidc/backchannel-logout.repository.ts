@@ -7,14 +7,7 @@ import crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/handle.ts';
 
-export type LogoutReason =
-  | 'signout'
-  | 'password_change'
-  | 'disabled'
-  | 'sessions_ended'
-  | 'factor_reset'
-  | 'session_ended'
-  | 'expired';
+export type LogoutReason = 'signout' | 'password_change' | 'disabled' | 'sessions_ended' | 'factor_reset' | 'session_ended' | 'expired';
 
 export interface LogoutDelivery {
   id: string;
@@ -54,7 +47,10 @@ export async function enqueueAccountSessions(
 }
 
 /** One logout token per client, as oidc-provider's own end-session asks (`Client#backchannelLogout`). */
-export async function enqueueLogout(db: Db, row: { clientId: string; sub: string; sid: string | null; reason: LogoutReason }): Promise<void> {
+export async function enqueueLogout(
+  db: Db,
+  row: { clientId: string; sub: string; sid: string | null; reason: LogoutReason },
+): Promise<void> {
   await db
     .insertInto('backchannel_logout')
     .values({ id: crypto.randomUUID(), client_id: row.clientId, sub: row.sub, sid: row.sid, reason: row.reason })

@@ -120,7 +120,10 @@ export function createBackchannelLogout(deps: BackchannelLogoutDeps): Backchanne
       const outcome = await deliver(row);
       await deleteDelivery(deps.db, row.id);
       deps.metrics.backchannelLogout.inc({ outcome });
-      deps.log.info(about, outcome === 'delivered' ? 'back-channel logout delivered' : 'back-channel logout dropped: the client has no logout URI');
+      deps.log.info(
+        about,
+        outcome === 'delivered' ? 'back-channel logout delivered' : 'back-channel logout dropped: the client has no logout URI',
+      );
     } catch (err) {
       const message = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (err as Error).message;
       if (row.attempts >= maxAttempts) {
@@ -141,7 +144,11 @@ export function createBackchannelLogout(deps: BackchannelLogoutDeps): Backchanne
       for (;;) {
         const now = new Date();
         const due = await claimDue(deps.db, now, new Date(now.getTime() + leaseMs), BATCH);
-        await Promise.all(due.map((row) => settle(row).catch((err) => deps.log.warn({ err: (err as Error).message }, 'back-channel logout bookkeeping failed'))));
+        await Promise.all(
+          due.map((row) =>
+            settle(row).catch((err) => deps.log.warn({ err: (err as Error).message }, 'back-channel logout bookkeeping failed')),
+          ),
+        );
         if (due.length < BATCH || stopped) break;
       }
     } while (again && !stopped);
