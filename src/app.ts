@@ -190,7 +190,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       session: { idleTtl: config.sessionIdleTtl, maxTtl: config.sessionMaxTtl },
       limitTokenRequest,
       deviceFlow: {
-        onWrongUserCode: (ctx) => void limits.addressFailed(ctx.ip, 'device', String(ctx.res.getHeader('x-request-id') ?? '') || null),
+        onWrongUserCode: (ctx) => limits.addressFailed(ctx.ip, 'device', String(ctx.res.getHeader('x-request-id') ?? '') || null),
       },
     });
   function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {

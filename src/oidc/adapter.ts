@@ -7,7 +7,7 @@
 //    (with `consumed`) until it expires, which is how oidc-provider detects reuse and revokes
 //    the grant (RFC 9700 §4.14.2, OAuth 2.1 §4.1.3).
 import crypto from 'node:crypto';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientCache } from '../clients/client-cache.ts';
 import type { Db } from '../db/handle.ts';
 import { DEVICE_CODE_EXPIRED_GRACE } from './lifetimes.ts';
@@ -25,8 +25,22 @@ const HASHED = new Set([
   'BackchannelAuthenticationRequest',
 ]);
 
+const KEY_PREFIX = 'sha256:';
+
 function storedId(model: string, id: string): string {
-  return HASHED.has(model) ? `sha256:${crypto.createHash('sha256').update(id).digest('base64url')}` : id;
+  if (!HASHED.has(model)) return id;
+  // A device code read by its user code (the person's browser, RFC 8628 §3.3) comes back with its
+  // stored key as jti, since its value is not stored; oidc-provider then saves and re-reads it by
+  // that key while the person signs in. Never at /token: there the key must not stand in for the
+  // code itself, or whoever read this table could redeem it.
+  if (
+    model === 'DeviceCode' &&
+    id.startsWith(KEY_PREFIX) &&
+    (Provider.ctx as { oidc?: { route?: string } } | undefined)?.oidc?.route !== 'token'
+  ) {
+    return id;
+  }
+  return `${KEY_PREFIX}${crypto.createHash('sha256').update(id).digest('base64url')}`;
 }
 
 const GRANTABLE = new Set([
@@ -109,14 +123,14 @@ export class KyselyAdapter implements Adapter {
     const key = column === 'id' ? storedId(this.model, value) : value;
     const row = await this.#db
       .selectFrom('oidc_payload')
-      .select(['payload', 'consumed_at'])
+      .select(['id', 'payload', 'consumed_at'])
       .where('model', '=', this.model)
       .where(column, '=', key)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
       .executeTakeFirst();
     if (!row) return undefined;
     let payload = row.payload as AdapterPayload;
-    if (HASHED.has(this.model) && column === 'id') payload = { ...payload, jti: value };
+    if (HASHED.has(this.model)) payload = { ...payload, jti: column === 'id' ? value : row.id };
     return row.consumed_at ? { ...payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : payload;
   }
 

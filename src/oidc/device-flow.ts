@@ -23,7 +23,7 @@ type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow
 
 export interface DeviceFlowHooks {
   /** A user code that matches no device code was entered at /device (an unauthenticated failure). */
-  onWrongUserCode?: (ctx: KoaContextWithOIDC) => void;
+  onWrongUserCode?: (ctx: KoaContextWithOIDC) => Promise<void> | void;
 }
 
 const xsrfOf = (ctx: KoaContextWithOIDC) => String((ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '');
@@ -59,7 +59,7 @@ export function deviceFlowFeature(hooks: DeviceFlowHooks = {}): DeviceFlow {
     mask: '****-****',
     async userCodeInputSource(ctx, _form, _out, err) {
       const { deviceCodePage } = await import('../../views/device.ts');
-      if (err?.name === 'NotFoundError' && ctx.oidc.route === 'code_verification') hooks.onWrongUserCode?.(ctx);
+      if (err?.name === 'NotFoundError' && ctx.oidc.route === 'code_verification') await hooks.onWrongUserCode?.(ctx);
       ctx.set('cache-control', 'no-store');
       ctx.type = 'html';
       const typed = (err as { userCode?: unknown } | undefined)?.userCode;
@@ -110,9 +110,12 @@ export function attachDevicePolling(provider: Provider, polls: RateLimiterAbstra
   });
   const DeviceCode = provider.DeviceCode as unknown as { find: (id: string, ...rest: unknown[]) => Promise<unknown> };
   const find = DeviceCode.find;
+  // One poll per request: oidc-provider looks the code up again while issuing the tokens.
+  const counted = new WeakSet<object>();
   DeviceCode.find = async function findPolled(this: unknown, id: string, ...rest: unknown[]) {
     const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
-    if (ctx?.oidc?.route === 'token' && typeof id === 'string' && id.length <= 512) {
+    if (ctx?.oidc?.route === 'token' && !counted.has(ctx) && typeof id === 'string' && id.length <= 512) {
+      counted.add(ctx);
       const key = crypto.createHash('sha256').update(id).digest('base64url');
       try {
         await polls.consume(key);
