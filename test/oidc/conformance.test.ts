@@ -135,7 +135,15 @@ describe.each(BACKENDS)('Basic OP conformance (%s)', (backend) => {
     const d = basic.serverMetadata();
     expect(d.issuer).toBe(s.url);
     expect(d.response_types_supported).toEqual(['code']);
-    expect(d.grant_types_supported!.sort()).toEqual(['authorization_code', 'client_credentials', 'refresh_token']);
+    expect(d.grant_types_supported!.sort()).toEqual([
+      'authorization_code',
+      'client_credentials',
+      'refresh_token',
+      'urn:ietf:params:oauth:grant-type:device_code',
+    ]);
+    // Command lines (RFC 8628) and back-channel logout (test/oidc/device-flow.test.ts, backchannel-logout.test.ts).
+    expect(d.device_authorization_endpoint).toBe(`${s.url}/device/auth`);
+    expect(d).toMatchObject({ backchannel_logout_supported: true, backchannel_logout_session_supported: true });
     expect(d.scopes_supported).toEqual(['openid', 'offline_access', 'email', 'agents']);
     expect(d.token_endpoint_auth_methods_supported).toEqual([
       'client_secret_basic',
