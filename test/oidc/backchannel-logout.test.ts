@@ -2,8 +2,8 @@
 // that took part in it and registered a backchannel_logout_uri receives a signed logout token. The
 // receiver here is a small HTTP server that checks each token with jose (as any library would) and
 // with gatehouse/verify's verifyLogoutToken (as the agentserver does). Triggers driven as their
-// users drive them: sign-out at /session/end, a password change in /account, an owner ending
-// sessions in the console, a factor reset from the CLI, a session past its idle time (the cleanup
+// users drive them: sign-out at /session/end, a password change in /account, one session ended
+// in /account, an owner ending sessions in the console, a factor reset from the CLI, a session past its idle time (the cleanup
 // job); and a receiver that does not answer gets bounded retries and a counted failure while the
 // person's sign-out goes through.
 import http from 'node:http';
@@ -159,6 +159,21 @@ describe.each(BACKENDS)('back-channel logout on %s', (backend) => {
     expect(await checkWithJose(got)).toMatchObject({ sub: person.id, sid });
     const verifier = createVerifier({ issuer: s.url, audience: AUDIENCE, clientId: app.client_id });
     await expect(verifier.verifyLogoutToken(got.token)).resolves.toMatchObject({ sub: person.id, sid });
+  });
+
+  it('ending one session in /account announces that session only', async () => {
+    const before = receiver.received.length;
+    const person = await createPerson(s, `one-${backend}@example.com`);
+    const { sid } = await signInToApp(person);
+    const other = new HttpAgent(s.url);
+    const page = await other.follow(await signInOverHttp(other, await other.follow(await other.request('/account')), person));
+    // The other browser's session is listed with its End session button.
+    const ended = await other.request('/account/sessions/end', {
+      form: { _csrf: formField(page.text, '_csrf')!, uid: formField(page.text, 'uid')! },
+    });
+    expect(ended.status).toBe(200);
+    const got = (await receiver.waitFor(before + 1)).at(-1)!;
+    expect(await checkWithJose(got)).toMatchObject({ sub: person.id, sid });
   });
 
   it('an owner ending a person’s sessions in the console sends a logout token for each session', async () => {
