@@ -3,6 +3,7 @@ import { formatRows, runAlgorithmBench } from './algorithms.ts';
 import { runVerifyBench } from './verify.ts';
 import { formatTokenRows, runTokenBench } from './tokens.ts';
 import { formatSignIn, runSignInBench } from './signin.ts';
+import { formatIngestRows, runAuditBench, runIngestBench } from './audit.ts';
 
 const only = process.argv[2];
 const want = (name: string) => !only || only === name;
@@ -25,4 +26,9 @@ if (want('tokens')) {
 if (want('signin')) {
   console.log('\n== Sign-ins without a browser');
   console.log(formatSignIn(await runSignInBench()));
+}
+if (want('audit')) {
+  console.log('\n== Audit appends: events/s through POST /audit/events (batches of 100, 4 senders) beside in-process group commit');
+  const { rows } = await runAuditBench(['postgres', 'pglite'], 2000);
+  console.log(formatIngestRows(await runIngestBench(), rows));
 }

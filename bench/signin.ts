@@ -13,7 +13,12 @@ import { startChild } from './tokens.ts';
 const PASSWORD = 'correct horse battery staple 42';
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
-async function signIn(base: string, clientId: string, person: { email: string; seed: Buffer }): Promise<void> {
+/** One full sign-in (password + TOTP) and code exchange with PKCE: the token response. */
+export async function signIn(
+  base: string,
+  clientId: string,
+  person: { email: string; seed: Buffer },
+): Promise<{ access_token: string; refresh_token?: string }> {
   const agent = new HttpAgent(base);
   const verifier = crypto.randomBytes(32).toString('base64url');
   const params = new URLSearchParams({
@@ -51,6 +56,7 @@ async function signIn(base: string, clientId: string, person: { email: string; s
     }),
   });
   if (token.status !== 200) throw new Error(`code exchange failed: ${token.status} ${await token.text()}`);
+  return (await token.json()) as { access_token: string; refresh_token?: string };
 }
 
 export interface SignInBench {

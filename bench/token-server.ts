@@ -62,13 +62,17 @@ async function floor() {
 async function gatehouse(backend: 'postgres' | 'pglite') {
   const env: Record<string, string> = {
     PORT: String(port),
-    GATEHOUSE_ISSUER: `http://localhost:${port}`,
+    // bench/load.ts runs several instances behind one issuer.
+    GATEHOUSE_ISSUER: process.env.BENCH_ISSUER ?? `http://localhost:${port}`,
     GATEHOUSE_AUDIENCE: AUDIENCE,
-    GATEHOUSE_MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+    // bench/load.ts runs several instances on one database: they share it and the master key.
+    GATEHOUSE_MASTER_KEY: process.env.BENCH_MASTER_KEY ?? crypto.randomBytes(32).toString('base64'),
     LOG_LEVEL: 'warn',
   };
   let drop = async () => {};
-  if (backend === 'postgres') {
+  if (process.env.BENCH_DATABASE_URL) {
+    env.DATABASE_URL = process.env.BENCH_DATABASE_URL;
+  } else if (backend === 'postgres') {
     const db = await createPgDatabase();
     env.DATABASE_URL = db.url;
     drop = db.drop;
@@ -77,6 +81,10 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
   }
   const g = await createGatehouse(loadConfig(env), { log: createLogger('warn') });
   const { url } = await g.listen();
+  if (process.env.BENCH_SERVE_ONLY) {
+    // A further instance on a database the first one filled: serves, creates nothing.
+    return { url, client_id: '', client_secret: '', people: [], database_url: env.DATABASE_URL, stop: () => g.close() };
+  }
   const client = await createClient(g.db.kysely, {
     name: 'bench',
     grants: ['client_credentials'],
@@ -109,6 +117,7 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
     client_secret: client.client_secret!,
     app_client_id: app?.client_id,
     people,
+    database_url: env.DATABASE_URL,
     stop: async () => {
       await g.close();
       await drop();

@@ -28,15 +28,22 @@ export interface TokenBenchRow {
 }
 
 /** A server in its own process, pinned to one core (taskset) where the machine allows it. */
-export async function startChild(kind: string, people = 0) {
+export async function startChild(kind: string, people = 0, env: Record<string, string> = {}) {
   const port = await freePort();
   const script = fileURLToPath(new URL('./token-server.ts', import.meta.url));
   // BENCH_CPU_PROF=dir writes a V8 CPU profile of the server (for tuning, not for figures).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const args = [...prof, script, kind, String(port), String(people)];
   const child = hasTaskset()
-    ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
-    : fork(script, args.slice(prof.length + 1), { execArgv: prof, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    ? spawn('taskset', ['-c', env.BENCH_CPU ?? '0', process.execPath, ...args], {
+        stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+        env: { ...process.env, ...env },
+      })
+    : fork(script, args.slice(prof.length + 1), {
+        execArgv: prof,
+        stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+        env: { ...process.env, ...env },
+      });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', resolve);
@@ -48,6 +55,7 @@ export async function startChild(kind: string, people = 0) {
     client_secret: string;
     app_client_id?: string;
     people: Array<{ email: string; seed: string }>;
+    database_url?: string;
   };
   return {
     ...info,

@@ -48,7 +48,10 @@ import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
 import type { AuditSink } from './audit/sink.ts';
 import { AuditQueue } from './audit/audit.service.ts';
 import { startBackgroundJobs } from './jobs/background.ts';
-import { createRateLimits } from './http/rate-limits.ts';
+import { assertExportDir } from './audit/export.ts';
+import { createIngestLimit, createRateLimits } from './http/rate-limits.ts';
+import { ingestRoutes } from './audit/ingest.routes.ts';
+import { INGEST_MAX_BODY_BYTES } from './audit/ingest.ts';
 import { addressLimits } from './http/address-limits.ts';
 import { auditCapacity } from './http/audit-capacity.ts';
 import { attachRateLimits, tokenRequestLimit } from './oidc/rate-limit-hooks.ts';
@@ -107,6 +110,7 @@ export interface StartOptions {
 
 export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
   const log = opts.log ?? createLogger(config.logLevel);
+  if (config.auditExportDir) await assertExportDir(config.auditExportDir);
   const masterKey = loadMasterKey(config, (msg) => log.warn(msg));
   const sealer = createSealer(masterKey);
   // On PostgreSQL, migrations run first on a connection of their own, without the serving pool's
@@ -126,7 +130,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       bounded: true,
-      onIdleError: (err) => log.warn({ err: err.message }, 'idle database connection lost'),
+      onIdleError: (err) => log.warn({ err: err.message }, 'database connection lost'),
     }));
   try {
     const applied = await migrateToLatest(db);
@@ -234,7 +238,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   const isHttps = !!config.tls || config.issuer.startsWith('https:');
   app.use(requestMiddleware({ log, metrics }));
   app.use(securityHeaders({ https: isHttps }));
-  app.use(bodyLimit(config.maxBodyBytes));
+  app.use(bodyLimit(config.maxBodyBytes, { '/audit/events': INGEST_MAX_BODY_BYTES }));
   app.use(addressLimits(limits));
   app.use(auditCapacity(auditQueue));
 
@@ -276,6 +280,16 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   });
   postRequestRoutes(router);
   staticRoutes(router);
+  // POST /audit/events: other services' events into the chain, through the same bounded queue.
+  const ingest = ingestRoutes({
+    issuer: config.issuer,
+    keys: () => keySet,
+    clients,
+    queue: auditQueue,
+    limit: createIngestLimit({ db, audit, log, eventsPerMinute: config.auditIngestLimit }),
+    metrics,
+  });
+  app.use(ingest.routes());
   app.use(router.routes());
   app.use(router.allowedMethods());
   // Everything else is oidc-provider's: discovery, /auth, /token, /me, introspection, revocation, logout.
@@ -293,7 +307,16 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
 
   const jobs =
     opts.jobs !== false
-      ? startBackgroundJobs({ db: db.kysely, sealer, keyPolicy, keyRotationSeconds: config.keyRotationSeconds, audit, log })
+      ? startBackgroundJobs({
+          db: db.kysely,
+          sealer,
+          keyPolicy,
+          keyRotationSeconds: config.keyRotationSeconds,
+          audit,
+          log,
+          auditExportDir: config.auditExportDir,
+          metrics,
+        })
       : null;
 
   let listening: Listening | null = null;

@@ -20,6 +20,7 @@ export const ERROR_STATUS = {
   UNAUTHENTICATED: 401,
   RATE_LIMITED: 429,
   PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   KEY_ROTATION_TOO_SOON: 409,
   LAST_OWNER: 409,
   DATA_DIR_IN_USE: 409,
@@ -40,6 +41,7 @@ export const OAUTH_ERROR: Record<ErrorCode, string> = {
   UNAUTHENTICATED: 'login_required',
   RATE_LIMITED: 'rate_limited',
   PAYLOAD_TOO_LARGE: 'invalid_request',
+  UNSUPPORTED_MEDIA_TYPE: 'invalid_request',
   KEY_ROTATION_TOO_SOON: 'key_rotation_too_soon',
   LAST_OWNER: 'last_owner',
   DATA_DIR_IN_USE: 'data_dir_in_use',
@@ -91,8 +93,38 @@ export class MigrationError extends EnvironmentError {
   override name = 'MigrationError';
 }
 
+/**
+ * Writing the audit export (GATEHOUSE_AUDIT_EXPORT_DIR) failed: the directory is unwritable, a
+ * file of the same name holds other bytes, or the database no longer chains onto the last digest.
+ * The checkpoint itself is recorded; the export is retried at the next one.
+ */
+export class AuditExportError extends EnvironmentError {
+  override name = 'AuditExportError';
+}
+
 export function isGatehouseError(err: unknown): err is GatehouseError {
   return err instanceof GatehouseError;
+}
+
+/**
+ * A client error raised by a library at the HTTP edge becomes a GatehouseError with the same
+ * meaning, so it is answered as the refusal it is and not as an internal error: http-errors as
+ * Koa's `ctx.throw` raises them (a 4xx `status`, `expose: true`), and the body parser's (co-body,
+ * raw-body: a 4xx `status`, sometimes without `expose`; JSON that does not parse or holds a
+ * `__proto__` key is a SyntaxError that also carries the raw body, which is never shown or logged).
+ */
+export function fromHttpClientError(err: unknown): unknown {
+  if (!(err instanceof Error) || isGatehouseError(err)) return err;
+  const { status, expose, body } = err as { status?: unknown; expose?: unknown; body?: unknown };
+  if (typeof status !== 'number' || status < 400 || status > 499) return err;
+  if (status === 413) return new GatehouseError('PAYLOAD_TOO_LARGE', 'request body too large');
+  if (status === 415) return new GatehouseError('UNSUPPORTED_MEDIA_TYPE', 'unsupported request body encoding or content type');
+  if (err instanceof SyntaxError)
+    return new GatehouseError('VALIDATION', 'request body is not valid JSON (an object or an array, no __proto__ keys)');
+  if (expose === true && body === undefined && err.message.length > 0 && err.message.length <= 200)
+    return new GatehouseError('VALIDATION', err.message);
+  if (expose === true || typeof (err as { type?: unknown }).type === 'string') return new GatehouseError('VALIDATION', 'malformed request');
+  return err;
 }
 
 /** True for an error whose message was written to be shown. */

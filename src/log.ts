@@ -28,6 +28,9 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
   'headers.authorization',
   'headers.cookie',
+  // A request body a library attached to its error (co-body's parse errors carry the raw text).
+  'err.body',
+  '*.err.body',
 ];
 
 export type { Logger };

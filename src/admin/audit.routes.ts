@@ -4,6 +4,7 @@
 import type Router from '@koa/router';
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../audit/actions.ts';
 import { listAudit, type AuditPage } from '../audit/query.ts';
+import { isIngestAction } from '../audit/ingest.ts';
 import { verifyAuditSinceCheckpoint } from '../audit/verify.ts';
 import { isGatehouseError } from '../errors.ts';
 import { auditPage, type AuditFilter } from '../../views/admin/audit.ts';
@@ -18,8 +19,9 @@ export function parseAuditFilter(query: Record<string, unknown>): AuditFilter & 
   const outcome = one(query.outcome, 16);
   const before = Number(one(query.before, 20));
   return {
-    action: (AUDIT_ACTIONS as readonly string[]).includes(action) ? action : '',
+    action: (AUDIT_ACTIONS as readonly string[]).includes(action) || isIngestAction(action) ? action : '',
     actor: one(query.actor, 80).trim(),
+    source: one(query.source, 80).trim(),
     outcome: (AUDIT_OUTCOMES as readonly string[]).includes(outcome) ? outcome : '',
     before: Number.isSafeInteger(before) && before > 0 ? before : null,
   };
@@ -30,6 +32,7 @@ function href(f: AuditFilter, before: number | null): string {
   if (f.action) q.set('action', f.action);
   if (f.actor) q.set('actor', f.actor);
   if (f.outcome) q.set('outcome', f.outcome);
+  if (f.source) q.set('source', f.source);
   if (before !== null) q.set('before', String(before));
   const s = q.toString();
   return s ? `/admin/audit?${s}` : '/admin/audit';
@@ -48,6 +51,7 @@ export function auditRoutes(router: Router, deps: { db: Db; guard: Guard }): voi
         ...(f.action ? { action: f.action } : {}),
         ...(f.actor ? { actor: f.actor } : {}),
         ...(f.outcome ? { outcome: f.outcome as (typeof AUDIT_OUTCOMES)[number] } : {}),
+        ...(f.source ? { source: f.source } : {}),
         ...(f.before !== null ? { beforeSeq: f.before } : {}),
         limit: AUDIT_PAGE_SIZE,
       });

@@ -19,7 +19,7 @@ export function parsePermissions(value: unknown): string[] {
     if (!isPermission(p)) {
       throw new GatehouseError(
         'VALIDATION',
-        `"${String(p).slice(0, 100)}" is not a permission: write <kind>:<id>:<action>, for example agent:summarizer:inject or thread:*:view.`,
+        `"${String(p).slice(0, 100)}" is not a permission: write <kind>:<id>:<action>, for example agent:summarizer:inject or thread:*:view (or audit:append for a service).`,
         { field: 'permissions' },
       );
     }

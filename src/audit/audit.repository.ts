@@ -19,6 +19,9 @@ export interface NewAuditEventRow {
   details: Record<string, unknown>;
   prev_hash: string;
   hash: string;
+  source: string | null;
+  event_id: string | null;
+  producer_time: string | null;
 }
 
 /**
@@ -42,6 +45,15 @@ export async function chainHead(trx: Transaction<Database>): Promise<{ seq: numb
   return { seq: row.seq === null ? 0 : Number(row.seq), hash: row.hash, now: new Date(row.now) };
 }
 
+/**
+ * Serialize checkpoint exports across every instance until the transaction ends (transaction-
+ * scoped, so it works through a transaction-mode pooler). A lock of its own, not the append lock:
+ * appends go on while an export writes its files.
+ */
+export async function lockExport(trx: Transaction<Database>): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext('gatehouse.audit.export'))`.execute(trx);
+}
+
 export async function databaseNow(db: Db): Promise<Date> {
   const { rows } = await sql<{ now: Date }>`select date_trunc('milliseconds', clock_timestamp()) as now`.execute(db);
   return new Date(rows[0]!.now);
@@ -54,9 +66,30 @@ export async function insertEvents(trx: Transaction<Database>, rows: NewAuditEve
     .execute();
 }
 
+/**
+ * The events already appended under these (source, event_id) keys, read under the append lock
+ * so that no other append can add one meanwhile: the idempotency check of POST /audit/events.
+ */
+export function eventsByEventId(trx: Transaction<Database>, source: string, eventIds: string[]): Promise<AuditEventRow[]> {
+  if (eventIds.length === 0) return Promise.resolve([]);
+  return trx.selectFrom('audit_event').selectAll().where('source', '=', source).where('event_id', 'in', eventIds).execute();
+}
+
 /** Events with seq > afterSeq, in order: verification walks the log a page at a time. */
 export function eventsAfter(db: Db, afterSeq: number, limit: number): Promise<AuditEventRow[]> {
   return db.selectFrom('audit_event').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
+}
+
+/** Events with afterSeq < seq <= throughSeq, in order, at most `limit`. */
+export function eventsBetween(db: Db, afterSeq: number, throughSeq: number, limit: number): Promise<AuditEventRow[]> {
+  return db
+    .selectFrom('audit_event')
+    .selectAll()
+    .where('seq', '>', String(afterSeq))
+    .where('seq', '<=', String(throughSeq))
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
 }
 
 export function newestEvent(db: Db): Promise<AuditEventRow | undefined> {
@@ -105,6 +138,7 @@ export interface EventFilter {
   actor?: string | undefined;
   target?: string | undefined;
   outcome?: AuditOutcome | undefined;
+  source?: string | undefined;
   since?: Date | undefined;
   until?: Date | undefined;
   beforeSeq?: number | undefined;
@@ -118,6 +152,7 @@ export function queryEvents(db: Db, f: EventFilter): Promise<AuditEventRow[]> {
   if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
   if (f.target !== undefined) q = q.where('target', '=', f.target);
   if (f.outcome !== undefined) q = q.where('outcome', '=', f.outcome);
+  if (f.source !== undefined) q = q.where('source', '=', f.source);
   if (f.since !== undefined) q = q.where('time', '>=', f.since);
   if (f.until !== undefined) q = q.where('time', '<', f.until);
   if (f.beforeSeq !== undefined) q = q.where('seq', '<', String(f.beforeSeq));

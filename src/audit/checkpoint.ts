@@ -34,6 +34,21 @@ function toCheckpoint(row: repo.AuditCheckpointRow): Checkpoint {
 }
 
 /**
+ * A compact JWS of `payload` with a current signing key (kid and `typ` in the protected header):
+ * checkpoints and export digests (./export.ts) alike.
+ */
+export async function signWithCurrentKey(db: Db, sealer: Sealer, typ: string, payload: string): Promise<{ jws: string; kid: string }> {
+  const { signing } = await loadKeySet(db, sealer);
+  const jwk = ALG_PREFERENCE.map((alg) => signing.find((k) => k.alg === alg)).find((k): k is JWK => k !== undefined);
+  if (!jwk?.kid || !jwk.alg)
+    throw new GatehouseError('UNAVAILABLE', 'no current signing key to sign audit checkpoints with (gatehouse keys list creates them)');
+  const jws = await new CompactSign(new TextEncoder().encode(payload))
+    .setProtectedHeader({ alg: jwk.alg, kid: jwk.kid, typ })
+    .sign(await importJWK(jwk, jwk.alg));
+  return { jws, kid: jwk.kid };
+}
+
+/**
  * Sign the chain head now. Returns null for an empty log, and the existing checkpoint when the
  * head already has one (several instances checkpointing at once write one row).
  */
@@ -44,16 +59,10 @@ export async function writeCheckpoint(db: Db, sealer: Sealer): Promise<Checkpoin
   const existing = await repo.checkpointAt(db, seq);
   if (existing) return toCheckpoint(existing);
 
-  const { signing } = await loadKeySet(db, sealer);
-  const jwk = ALG_PREFERENCE.map((alg) => signing.find((k) => k.alg === alg)).find((k): k is JWK => k !== undefined);
-  if (!jwk?.kid || !jwk.alg)
-    throw new GatehouseError('UNAVAILABLE', 'no current signing key to sign an audit checkpoint with (gatehouse keys list creates them)');
   const time = await repo.databaseNow(db);
   const payload = canonicalJson({ seq, hash: head.hash, time: time.toISOString() });
-  const jws = await new CompactSign(new TextEncoder().encode(payload))
-    .setProtectedHeader({ alg: jwk.alg, kid: jwk.kid, typ: CHECKPOINT_TYP })
-    .sign(await importJWK(jwk, jwk.alg));
-  const row = { seq, hash: head.hash, time, kid: jwk.kid, jws };
+  const { jws, kid } = await signWithCurrentKey(db, sealer, CHECKPOINT_TYP, payload);
+  const row = { seq, hash: head.hash, time, kid, jws };
   if (await repo.insertCheckpoint(db, row)) return { ...row, time: time.toISOString() };
   return toCheckpoint((await repo.checkpointAt(db, seq))!);
 }
@@ -84,14 +93,22 @@ export async function checkCheckpointSignature(
 
 /**
  * Checkpoint the chain every `intervalMs` (the server's wiring calls this once). Runs never
- * overlap; an error goes to `onError` and the next tick tries again.
+ * overlap; an error goes to `onError` and the next tick tries again. `run` replaces the plain
+ * checkpoint (the server passes checkpoint + export, src/audit/export.ts).
  */
-export function scheduleCheckpoints(opts: { db: Db; sealer: Sealer; intervalMs: number; onError?: (err: unknown) => void }): {
+export function scheduleCheckpoints(opts: {
+  db: Db;
+  sealer: Sealer;
+  intervalMs: number;
+  run?: () => Promise<unknown>;
+  onError?: (err: unknown) => void;
+}): {
   stop(): Promise<void>;
 } {
   let running: Promise<unknown> | null = null;
+  const run = opts.run ?? (() => writeCheckpoint(opts.db, opts.sealer));
   const timer = setInterval(() => {
-    running ??= writeCheckpoint(opts.db, opts.sealer)
+    running ??= run()
       .catch((err) => opts.onError?.(err))
       .finally(() => (running = null));
   }, opts.intervalMs);

@@ -27,6 +27,10 @@ export interface AuditEventFields {
   target: string | null;
   request_id: string | null;
   details: Record<string, unknown>;
+  /** Ingested events only (src/audit/ingest.ts): the sending client, the producer's UUID and time (ISO, UTC, ms). */
+  source?: string | null;
+  event_id?: string | null;
+  producer_time?: string | null;
 }
 
 /** Bounds on details: a row stays small, and a caller cannot turn the log into a blob store. */
@@ -69,6 +73,11 @@ const SECRET_COMPOUNDS = /(api|private|master|secret|access|session|encryption|s
 // Values that are credentials whatever their key: a JWT or JWS, a TOTP provisioning URI, a
 // value sealed under the master key (src/crypto/seal.ts), an argon2 hash.
 const SECRET_VALUES = [/^eyJ[\w-]*\.[\w-]*\./, /^otpauth:\/\//i, /^v1\.[\w-]{16}\.[\w-]{20,}$/, /^\$argon2/];
+
+/** A value that is a credential whatever its name: a JWT, an otpauth URI, a sealed value, an argon2 hash. */
+export function looksLikeCredential(value: string): boolean {
+  return SECRET_VALUES.some((re) => re.test(value));
+}
 
 function words(key: string): string[] {
   return key

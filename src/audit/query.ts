@@ -16,6 +16,8 @@ export const auditQuerySchema = z
     actor: z.string().min(1).max(80).optional(),
     target: z.string().min(1).max(256).optional(),
     outcome: z.enum(AUDIT_OUTCOMES).optional(),
+    /** Ingested events of one client (POST /audit/events): its client id. */
+    source: z.string().min(1).max(80).optional(),
     since: z.coerce.date().optional(),
     until: z.coerce.date().optional(),
     beforeSeq: z.coerce.number().int().min(1).optional(),

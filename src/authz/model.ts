@@ -28,12 +28,30 @@ export const ROLE_GRANTS = {
 // token cannot be bloated by one grant.
 const PERMISSION_RE = /^[a-z][a-z0-9_-]{0,31}:(?:\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127}):[a-z][a-z0-9_-]{0,31}$/;
 
+/**
+ * Permissions on Gatehouse itself rather than on an agentserver resource: two parts,
+ * `<kind>:<action>`, never implied by a role and never matched by a wildcard. Only service
+ * clients hold them (`clients create … --permission audit:append`); a person cannot be granted
+ * one. `audit:append`: append events to the audit log through POST /audit/events, with a token
+ * whose audience is the issuer (docs/architecture.md, "Audit ingestion").
+ */
+export const SERVICE_PERMISSIONS = ['audit:append'] as const;
+export type ServicePermission = (typeof SERVICE_PERMISSIONS)[number];
+export const AUDIT_APPEND: ServicePermission = 'audit:append';
+
+export function isServicePermission(value: unknown): value is ServicePermission {
+  return typeof value === 'string' && (SERVICE_PERMISSIONS as readonly string[]).includes(value);
+}
+
+/** What the validation messages call a permission. */
+export const PERMISSION_SHAPE = '<kind>:<id>:<action> (for example agent:summarizer:inject), or audit:append for a service';
+
 export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
 }
 
 export function isPermission(value: unknown): value is string {
-  return typeof value === 'string' && PERMISSION_RE.test(value);
+  return typeof value === 'string' && (PERMISSION_RE.test(value) || isServicePermission(value));
 }
 
 /** Does a holder of `roles` have `role`, following the hierarchy? */
@@ -54,6 +72,7 @@ export function impliedGrants(roles: readonly string[]): string[] {
 }
 
 function matches(pattern: string, wanted: string): boolean {
+  if (isServicePermission(wanted) || isServicePermission(pattern)) return pattern === wanted;
   const p = pattern.split(':');
   const w = wanted.split(':');
   if (p.length !== 3 || w.length !== 3) return false;

@@ -36,7 +36,7 @@ const CREATE_HELP = `Options:
   --jwks-file FILE                 the client's public keys (a JWKS), for private_key_jwt
   --tls-subject-dn DN              the certificate subject, exactly, for tls_client_auth
   --role ROLE                      repeatable, services only: viewer, operator, admin, owner, auditor
-  --permission KIND:ID:ACTION      repeatable, services only: e.g. agent:summarizer:inject
+  --permission KIND:ID:ACTION      repeatable, services only: e.g. agent:summarizer:inject, or audit:append
   --allow-cidr CIDR                repeatable, services only: networks the client may authenticate from
                                    (/token, introspection, revocation)
   --rate-limit N                   token requests a minute at /token (default 600); over it: 429 + Retry-After

@@ -2,7 +2,7 @@
 // ("Service clients", "Command line") describes them.
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { isPermission, isRole } from '../authz/model.ts';
+import { isPermission, isRole, isServicePermission, PERMISSION_SHAPE } from '../authz/model.ts';
 import { bumpVersion } from '../db/change-feed.ts';
 import { inTransaction } from '../db/transaction.ts';
 import type { Db } from '../db/handle.ts';
@@ -86,7 +86,7 @@ const createSchema = z
     auth: z.enum(AUTH_METHODS).default('client_secret_basic'),
     roles: z.array(z.string().refine(isRole, 'is not a role (viewer, operator, admin, owner, auditor)')).max(5).default([]),
     permissions: z
-      .array(z.string().refine(isPermission, 'must look like <kind>:<id>:<action>, for example agent:summarizer:inject'))
+      .array(z.string().refine(isPermission, `must look like ${PERMISSION_SHAPE}`))
       .max(100)
       .default([]),
     allowedCidrs: z.array(cidr).max(50).default([]),
@@ -126,6 +126,8 @@ const createSchema = z
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a browser application needs at least one redirect URI' });
     if (service && v.redirectUris.length > 0)
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client has no redirect URIs' });
+    if (!service && v.permissions.some(isServicePermission))
+      ctx.addIssue({ code: 'custom', path: ['permissions'], message: 'audit:append is for service clients (client_credentials)' });
     if (service && v.auth === 'none') ctx.addIssue({ code: 'custom', path: ['auth'], message: 'a service client must authenticate' });
     if (v.introspect && v.auth === 'none')
       ctx.addIssue({ code: 'custom', path: ['introspect'], message: 'a client that introspects tokens must authenticate' });

@@ -65,6 +65,19 @@ const schema = z.object({
     .min(1024)
     .max(1 << 20)
     .default(16 * 1024),
+  // Where every checkpoint writes the events since the previous one and a signed digest
+  // (src/audit/export.ts). Unset: no export.
+  GATEHOUSE_AUDIT_EXPORT_DIR: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === '' || !/[\0\n\r]/.test(v), 'GATEHOUSE_AUDIT_EXPORT_DIR must be a directory path'),
+  // Events a minute each client may append through POST /audit/events (over it: 429 + Retry-After).
+  GATEHOUSE_AUDIT_INGEST_LIMIT: z.coerce
+    .number({ error: 'GATEHOUSE_AUDIT_INGEST_LIMIT must be a whole number of events a minute' })
+    .int('GATEHOUSE_AUDIT_INGEST_LIMIT must be a whole number of events a minute')
+    .min(1, 'GATEHOUSE_AUDIT_INGEST_LIMIT must be at least 1')
+    .max(10_000_000, 'GATEHOUSE_AUDIT_INGEST_LIMIT must be at most 10000000')
+    .default(60_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -95,6 +108,10 @@ export interface Config {
   maxBodyBytes: number;
   /** Bearer token that opens /metrics; null: /metrics answers direct loopback clients only. */
   metricsToken: string | null;
+  /** Absolute path of the audit export directory; null: checkpoints are not exported. */
+  auditExportDir: string | null;
+  /** Events a minute per client at POST /audit/events. */
+  auditIngestLimit: number;
   logLevel: string;
 }
 
@@ -162,6 +179,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       : null,
     maxBodyBytes: e.GATEHOUSE_MAX_BODY_BYTES,
     metricsToken: e.GATEHOUSE_METRICS_TOKEN || null,
+    auditExportDir: e.GATEHOUSE_AUDIT_EXPORT_DIR ? path.resolve(e.GATEHOUSE_AUDIT_EXPORT_DIR) : null,
+    auditIngestLimit: e.GATEHOUSE_AUDIT_INGEST_LIMIT,
     logLevel: e.LOG_LEVEL,
   };
 }

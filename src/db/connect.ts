@@ -49,10 +49,20 @@ export async function openDatabase(opts: {
     // An idle connection killed by the server (a restart, a failover) must not crash the process:
     // the pool drops it and opens another on the next query.
     pool.on('error', (err) => opts.onIdleError?.(err));
+    // pg-pool listens for errors only on idle connections. One checked out (inside a transaction,
+    // between two statements) that is cut (a pooler's idle_transaction_timeout, a PgBouncer or
+    // PostgreSQL restart) emits 'error' on the client with nobody listening: the process would
+    // crash. Heard here, the error fails that request's next query instead, and the pool drops
+    // the connection when it is released (it is no longer queryable).
+    pool.on('connect', (client) => client.on('error', (err) => opts.onIdleError?.(err)));
     // Fail now, with the driver's reason, rather than at the first request.
     const client = await pool.connect().catch(async (err: Error) => {
       await pool.end().catch(() => {});
-      throw new DatabaseUnavailableError(`cannot connect to DATABASE_URL: ${err.message}`);
+      // PgBouncer refuses pg's startup parameters (statement_timeout, ...) unless told to ignore them.
+      const hint = /unsupported startup parameter/.test(err.message)
+        ? ' (behind PgBouncer, set ignore_startup_parameters = statement_timeout,idle_in_transaction_session_timeout; README, "Production topology")'
+        : '';
+      throw new DatabaseUnavailableError(`cannot connect to DATABASE_URL: ${err.message}${hint}`);
     });
     client.release();
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
@@ -62,13 +72,21 @@ export async function openDatabase(opts: {
   const release = acquireDataDirLock(opts.dataDir);
   try {
     const { PGlite } = await import('@electric-sql/pglite');
-    const pglite = await PGlite.create(path.join(opts.dataDir, 'pgdata'));
+    // PGlite's WebAssembly memory grows and never shrinks, and PostgreSQL's default 128 MB of shared
+    // buffers was most of an idle instance's resident memory (issue 8 point 7: ~470 MiB idle after a
+    // restart, ~300 MiB with 16 MB). Gatehouse's embedded data is small (people, clients, keys,
+    // sessions, the audit log); the operating system's page cache still holds the files.
+    const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`];
+    const pglite = await PGlite.create(path.join(opts.dataDir, 'pgdata'), { startParams });
     return fromPGlite(pglite, async () => release());
   } catch (err) {
     release();
     throw err;
   }
 }
+
+/** Shared buffers of the embedded database (see openDatabase). */
+export const PGLITE_SHARED_BUFFERS = '16MB';
 
 /** Wrap an already-open PGlite (tests restore one from a dump). */
 export function fromPGlite(pglite: import('@electric-sql/pglite').PGlite, onClose: () => Promise<void> = async () => {}): Connection {

@@ -1,6 +1,7 @@
 // One way to build a rate-limit counter (rate-limiter-flexible): shared by every instance in the
 // `rate_limit` table on PostgreSQL, in memory on the single-process embedded database.
 import { RateLimiterMemory, RateLimiterPostgres, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type pg from 'pg';
 import type { Connection } from './connect.ts';
 
 export interface CounterOptions {
@@ -18,7 +19,7 @@ export function createCounter(db: Connection, o: CounterOptions): RateLimiterAbs
   const memory = () => new RateLimiterMemory({ keyPrefix: o.keyPrefix, points: o.points, duration: o.duration });
   if (!db.pool) return memory();
   return new RateLimiterPostgres({
-    storeClient: db.pool,
+    storeClient: unnamedStatements(db.pool),
     storeType: 'pool',
     tableName: 'rate_limit',
     tableCreated: true,
@@ -28,4 +29,17 @@ export function createCounter(db: Connection, o: CounterOptions): RateLimiterAbs
     duration: o.duration,
     ...(o.tolerateOutage ? { inMemoryBlockOnConsumed: o.points + 1, insuranceLimiter: memory() } : {}),
   });
+}
+
+/**
+ * rate-limiter-flexible names its prepared statements ("rate_limit:rlflx-upsert"). A named
+ * statement lives in one server session, and behind a transaction pooler (PgBouncer,
+ * pool_mode=transaction) the next query of the same client connection may run in another
+ * session: "prepared statement ... already exists" or "... does not exist". Sent unnamed, each
+ * query is parsed where it runs, as every other query of Gatehouse is (README, "Production topology").
+ */
+function unnamedStatements(pool: pg.Pool): Pick<pg.Pool, 'query'> {
+  return {
+    query: ((q: { text: string; values?: unknown[] }) => pool.query({ text: q.text, values: q.values })) as pg.Pool['query'],
+  };
 }

@@ -160,6 +160,12 @@ export interface AuditEventTable {
   details: ColumnType<Record<string, unknown>, string, never>;
   prev_hash: ColumnType<string, string, never>;
   hash: ColumnType<string, string, never>;
+  /** Ingested events only (POST /audit/events): the sending client's id; null for Gatehouse's own. */
+  source: ColumnType<string | null, string | null | undefined, never>;
+  /** Ingested events only: the producer's UUID, unique per source (its idempotency key). */
+  event_id: ColumnType<string | null, string | null | undefined, never>;
+  /** Ingested events only: when the producer says it happened (`time` is Gatehouse's clock). */
+  producer_time: ColumnType<Date | null, Date | string | null | undefined, never>;
 }
 
 /** A signed {seq, hash, time} over the audit chain; append-only like the log. */

@@ -38,6 +38,24 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    auditExports: new Counter({
+      name: 'gatehouse_audit_exports_total',
+      help: 'Audit exports at checkpoints (GATEHOUSE_AUDIT_EXPORT_DIR): written, nothing new, or failed (the checkpoint is recorded all the same)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    auditExportedSeq: new Gauge({
+      name: 'gatehouse_audit_exported_seq',
+      help: 'Last audit event seq this instance exported with a digest',
+      registers: [registry],
+    }),
+    // The agentserver's notes want alerts on error spikes: rate(…{action="agent.error"}[5m]).
+    auditIngested: new Counter({
+      name: 'gatehouse_audit_ingested_events_total',
+      help: 'Events appended through POST /audit/events by source client, action (custom.* counted as custom) and outcome; repeats not counted',
+      labelNames: ['source', 'action', 'outcome'] as const,
+      registers: [registry],
+    }),
     signingKeys: new Gauge({ name: 'gatehouse_signing_keys_published', help: 'Keys in the published JWKS', registers: [registry] }),
   };
 }
@@ -63,6 +81,7 @@ export function routeGroup(path: string): string {
     '/healthz',
     '/readyz',
     '/metrics',
+    '/audit/events',
   ];
   return (
     known.find((k) => path === k || path.startsWith(k + '/'))?.replace(/^\//, '') || (path.startsWith('/static/') ? 'static' : 'other')

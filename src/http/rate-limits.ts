@@ -163,3 +163,40 @@ export function answerTooManyRequests(res: ServerResponse, seconds: number): voi
   res.writeHead(429, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': String(seconds) });
   res.end(JSON.stringify(tooManyRequestsBody(seconds)));
 }
+
+/**
+ * The per-client budget of POST /audit/events, in events a minute (GATEHOUSE_AUDIT_INGEST_LIMIT),
+ * shared by every instance like the token budget. Answers the seconds to wait (0: go on); a trip
+ * is audited once per client and window. Counted only for an authenticated client.
+ */
+export function createIngestLimit(deps: { db: Connection; audit: AuditSink; log: Logger; eventsPerMinute: number }) {
+  const l = limiter(deps.db, 'audit_ingest_client', deps.eventsPerMinute);
+  return async function ingestWait(clientId: string, events: number, ip: string, requestId?: string | null): Promise<number> {
+    try {
+      await l.consume(clientId, events);
+      return 0;
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) {
+        deps.log.warn({ err: (res as Error).message }, 'audit ingestion rate limit unavailable');
+        return 0;
+      }
+      const tripped = res.consumedPoints > l.points && res.consumedPoints - events <= l.points;
+      if (tripped) {
+        await deps
+          .audit({
+            action: 'ratelimit.trip',
+            outcome: 'denied',
+            actor: /^(?:svc|app)_[A-Za-z0-9_-]{1,64}$/.test(clientId) ? clientId : 'anonymous',
+            target: clientId,
+            ip: ip || null,
+            requestId: requestId ?? null,
+            details: { scope: 'client', endpoint: 'audit_events', limit: l.points, window_seconds: WINDOW_SECONDS },
+          })
+          .catch((err) => deps.log.error({ err: (err as Error).message }, 'rate-limit trip not audited'));
+      }
+      return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+    }
+  };
+}
+
+export type IngestLimit = ReturnType<typeof createIngestLimit>;

@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Context, Next } from 'koa';
-import { isGatehouseError, OAUTH_ERROR, publicMessage } from '../errors.ts';
+import { fromHttpClientError, isGatehouseError, OAUTH_ERROR, publicMessage } from '../errors.ts';
 import { asUnavailable, RETRY_AFTER_SECONDS } from '../db/unavailable.ts';
 import type { Logger } from '../log.ts';
 import { errorView, unavailableView } from '../../views/error.ts';
@@ -42,7 +42,7 @@ export function requestMiddleware(deps: { log: Logger; metrics: Metrics }) {
     try {
       await next();
     } catch (thrown) {
-      const err = asUnavailable(thrown);
+      const err = asUnavailable(fromHttpClientError(thrown));
       const known = isGatehouseError(err);
       if (!known) deps.log.error({ err, requestId }, 'unhandled error');
       else if (err !== thrown) deps.log.warn({ err: (thrown as Error).message, requestId }, 'database unavailable');
@@ -78,9 +78,11 @@ export function refuseLargeBody(contentLength: string | undefined, maxBytes: num
   return true;
 }
 
-export function bodyLimit(maxBytes: number) {
+/** `larger`: paths with a limit of their own (POST /audit/events takes a batch of events). */
+export function bodyLimit(maxBytes: number, larger: Record<string, number> = {}) {
   return async function limit(ctx: Context, next: Next) {
-    if (refuseLargeBody(ctx.get('content-length'), maxBytes, ctx.res)) {
+    const max = Object.hasOwn(larger, ctx.path) ? Math.max(maxBytes, larger[ctx.path]!) : maxBytes;
+    if (refuseLargeBody(ctx.get('content-length'), max, ctx.res)) {
       ctx.respond = false;
       return;
     }

@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from './metrics.ts';
 import { GracefulClose } from './graceful-close.ts';
 import { observe, refuseLargeBody } from './request.ts';
+import { answerMalformedRequests } from './client-error.ts';
 import { setApiSecurityHeaders } from './security-headers.ts';
 import { answerTooManyRequests, type RateLimits } from './rate-limits.ts';
 import { requestIp } from './address-limits.ts';
@@ -68,6 +69,7 @@ export async function listen(config: Config, handler: Handler): Promise<Listenin
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   graceful.attach(server);
+  answerMalformedRequests(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

@@ -3,6 +3,8 @@
 import type { Sealer } from '../crypto/seal.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import { scheduleCheckpoints } from '../audit/checkpoint.ts';
+import { checkpointAndExport } from '../audit/export.ts';
+import type { Metrics } from '../http/metrics.ts';
 import { rotateIfDue, type KeyPolicy } from '../keys/keys.service.ts';
 import type { Logger } from '../log.ts';
 import { cleanupExpired } from './cleanup.ts';
@@ -19,6 +21,34 @@ export interface BackgroundJobDeps {
   keyRotationSeconds: number;
   audit: AuditSink;
   log: Logger;
+  /** GATEHOUSE_AUDIT_EXPORT_DIR: each checkpoint also exports (src/audit/export.ts). */
+  auditExportDir?: string | null;
+  metrics?: Metrics;
+}
+
+/**
+ * One periodic checkpoint (and export): what the timer runs. An export failure does not undo the
+ * checkpoint; it is logged at error level and counted (gatehouse_audit_exports_total{outcome=
+ * "failed"}), and the next checkpoint exports every event since the last digest.
+ */
+export function checkpointJob(deps: Pick<BackgroundJobDeps, 'db' | 'sealer' | 'log' | 'auditExportDir' | 'metrics'>): () => Promise<void> {
+  return async () => {
+    const r = await checkpointAndExport(deps.db, deps.sealer, deps.auditExportDir ?? null);
+    if (!deps.auditExportDir || !r.checkpoint) return;
+    if (r.exportError) {
+      deps.metrics?.auditExports.inc({ outcome: 'failed' });
+      deps.log.error(
+        { err: r.exportError.message, dir: deps.auditExportDir, checkpoint_seq: r.checkpoint.seq },
+        'audit export failed; the checkpoint is recorded and the next one retries the export',
+      );
+    } else if (r.exported) {
+      deps.metrics?.auditExports.inc({ outcome: 'written' });
+      deps.metrics?.auditExportedSeq.set(r.exported.lastSeq);
+      deps.log.info({ first_seq: r.exported.firstSeq, last_seq: r.exported.lastSeq, digest: r.exported.digest }, 'audit exported');
+    } else {
+      deps.metrics?.auditExports.inc({ outcome: 'nothing_new' });
+    }
+  };
 }
 
 export function startBackgroundJobs(deps: BackgroundJobDeps): { stop(): Promise<void> } {
@@ -28,6 +58,7 @@ export function startBackgroundJobs(deps: BackgroundJobDeps): { stop(): Promise<
     db,
     sealer: deps.sealer,
     intervalMs: CHECKPOINT_EVERY_MS,
+    run: checkpointJob(deps),
     onError: (err) => log.warn({ err: (err as Error).message }, 'audit checkpoint failed'),
   });
   const every = (ms: number, name: string, fn: () => Promise<unknown>) => {

@@ -19,6 +19,7 @@ import { accessTokenChecker, GRANT_CLAIM } from './access-token.ts';
 import { introspectJwtAccessTokens, introspectionFeature } from './introspection.ts';
 import { allowFormPostToRedirectUri } from './form-post.ts';
 import { deviceFlowFeature, type DeviceFlowHooks } from './device-flow.ts';
+import { AUDIT_APPEND } from '../authz/model.ts';
 
 // src/cli/context.ts still imports it from here; new code imports ./lifetimes.ts.
 
@@ -151,8 +152,23 @@ export function buildProvider(deps: ProviderDeps): Provider {
         defaultResource: () => audience,
         useGrantedResource: () => true,
         async getResourceServerInfo(ctx, resourceIndicator, client) {
-          if (resourceIndicator !== audience) throw new errors.InvalidTarget('unknown resource');
+          // Two resources: the agentserver (the configured audience), and Gatehouse itself for
+          // audit ingestion (docs/architecture.md, "Audit ingestion"): a token for the issuer is
+          // given only at /token, by the client-credentials grant, to a service client holding
+          // audit:append. A person's token, an agent's or any other client's never names the
+          // issuer, so none of them can be replayed at POST /audit/events.
+          const forGatehouse = resourceIndicator === deps.issuer && resourceIndicator !== audience;
+          if (resourceIndicator !== audience && !forGatehouse) throw new errors.InvalidTarget('unknown resource');
           const record = await clients.get(client.clientId);
+          if (
+            forGatehouse &&
+            (ctx.oidc.route !== 'token' ||
+              ctx.oidc.params?.grant_type !== 'client_credentials' ||
+              record?.kind !== 'service' ||
+              !record.permissions.some((p) => p === AUDIT_APPEND))
+          ) {
+            throw new errors.InvalidTarget('the issuer is a resource only for service clients holding audit:append');
+          }
           // Allowed source networks (docs/architecture.md, "Service clients"). The same error as a wrong
           // secret, so a caller outside the network learns nothing about the credentials.
           if (ctx.oidc.route === 'token' && record && record.allowedCidrs.length > 0 && !ipAllowed(ctx.ip, record.allowedCidrs)) {
@@ -163,8 +179,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
             // What a token for the agentserver may carry. A person's token also carries the OIDC
             // scopes granted, so `scope` in the token and in the token response says what was
             // granted (RFC 6749 §5.1) and the token is accepted at userinfo (./userinfo.ts).
-            scope: client.grantTypeAllowed('client_credentials') ? 'agents' : 'openid offline_access email agents',
-            audience,
+            // An ingestion token carries no scope: audit:append in its permissions is what it may do.
+            scope: forGatehouse ? '' : client.grantTypeAllowed('client_credentials') ? 'agents' : 'openid offline_access email agents',
+            audience: forGatehouse ? deps.issuer : audience,
             accessTokenTTL: ACCESS_TOKEN_TTL,
             accessTokenFormat: 'jwt',
             jwt: {

@@ -73,13 +73,19 @@ describe('form input', () => {
       action: 'user.role_change',
       outcome: 'denied',
       actor: 'usr_a',
+      source: '',
       before: 12,
     });
     expect(parseAuditFilter({ action: 'x; drop', outcome: 'maybe', before: '-1' })).toEqual({
       action: '',
       outcome: '',
       actor: '',
+      source: '',
       before: null,
+    });
+    expect(parseAuditFilter({ action: 'control.kill', source: ' svc_agentserver ' })).toMatchObject({
+      action: 'control.kill',
+      source: 'svc_agentserver',
     });
   });
   it('turns the client form into the service input', () => {

@@ -25,11 +25,19 @@ export interface Step {
   headers: Headers;
 }
 
+/** The part of fetch the agent uses (test/helpers/topology.ts has one over TLS with a test CA). */
+type FetchLike = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string; redirect: 'manual' },
+) => Promise<Response>;
+
 export class HttpAgent {
   jar = new CookieJar();
   readonly base: string;
-  constructor(base: string) {
+  readonly #fetch: FetchLike;
+  constructor(base: string, fetchFn: FetchLike = fetch) {
     this.base = base;
+    this.#fetch = fetchFn;
   }
 
   async request(
@@ -46,7 +54,7 @@ export class HttpAgent {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(init.json);
     }
-    const res = await fetch(absolute, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
+    const res = await this.#fetch(absolute, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
     this.jar.take(res);
     return { status: res.status, url: absolute, location: res.headers.get('location'), text: await res.text(), headers: res.headers };
   }

@@ -1,6 +1,7 @@
 // The audit log: filters, the chain's verification, events newest first, older pages.
 import { html } from '../../src/http/html.ts';
 import { AUDIT_ACTIONS, AUDIT_OUTCOMES } from '../../src/audit/actions.ts';
+import { INGEST_ACTION_NAMES } from '../../src/audit/ingest.ts';
 import { adminLayout, when, type AdminFrame } from './layout.ts';
 
 /** One audit event as the page lists it. */
@@ -14,6 +15,10 @@ export interface AuditEventView {
   outcome: string;
   requestId: string | null;
   details: Record<string, unknown>;
+  /** Ingested events: the client that sent it, the producer's event id and time. */
+  source: string | null;
+  eventId: string | null;
+  producerTime: string | null;
 }
 
 /** The chain check's result, as the page reports it. */
@@ -25,6 +30,7 @@ export interface AuditFilter {
   action: string;
   actor: string;
   outcome: string;
+  source: string;
 }
 
 export function auditPage(
@@ -51,15 +57,16 @@ export function auditPage(
           : html`<p role="alert" class="chain broken" data-chain="broken" data-first-bad-seq="${v.firstBadSeq}">The audit chain does not verify: the first bad event is ${v.firstBadSeq}. ${v.reason}</p>`
     }
 <form method="get" action="/admin/audit" class="filters" role="search">
-<div><label for="action">Action</label><select id="action" name="action"><option value="">any action</option>${AUDIT_ACTIONS.map((a) => html`<option value="${a}"${a === p.filter.action ? html` selected` : ''}>${a}</option>`)}</select></div>
+<div><label for="action">Action</label><select id="action" name="action"><option value="">any action</option>${[...AUDIT_ACTIONS, ...INGEST_ACTION_NAMES].map((a) => html`<option value="${a}"${a === p.filter.action ? html` selected` : ''}>${a}</option>`)}</select></div>
 <div><label for="actor">Actor</label><input id="actor" name="actor" type="text" maxlength="80" value="${p.filter.actor}" placeholder="usr_…, svc_…, cli"></div>
+<div><label for="source">Source</label><input id="source" name="source" type="text" maxlength="80" value="${p.filter.source}" placeholder="a client id (svc_…)"></div>
 <div><label for="outcome">Outcome</label><select id="outcome" name="outcome"><option value="">any outcome</option>${AUDIT_OUTCOMES.map((o) => html`<option value="${o}"${o === p.filter.outcome ? html` selected` : ''}>${o}</option>`)}</select></div>
 <div><button type="submit">Filter</button></div>
 </form>
 ${
   p.events.length
     ? html`<table aria-label="Audit events" class="audit">
-<thead><tr><th scope="col">Seq</th><th scope="col">Time</th><th scope="col">Action</th><th scope="col">Outcome</th><th scope="col">Actor</th><th scope="col">Target</th><th scope="col">Source IP</th><th scope="col">Request ID</th><th scope="col">Details</th></tr></thead>
+<thead><tr><th scope="col">Seq</th><th scope="col">Time</th><th scope="col">Action</th><th scope="col">Outcome</th><th scope="col">Actor</th><th scope="col">Target</th><th scope="col">Source IP</th><th scope="col">Request ID</th><th scope="col">Source</th><th scope="col">Details</th></tr></thead>
 <tbody>${p.events.map(
         (e) => html`<tr data-seq="${e.seq}">
 <td data-label="Seq">${e.seq}</td>
@@ -70,6 +77,7 @@ ${
 <td data-label="Target">${e.target ? html`<code>${e.target}</code>` : html`<span class="muted">—</span>`}</td>
 <td data-label="Source IP">${e.ip ?? '—'}</td>
 <td data-label="Request ID"><code>${e.requestId ?? '—'}</code></td>
+<td data-label="Source">${e.source ? html`<a href="/admin/audit?source=${encodeURIComponent(e.source)}"><code>${e.source}</code></a><br><span class="muted">event <code>${e.eventId ?? ''}</code>, at the source ${when(e.producerTime ?? e.time)}</span>` : html`<span class="muted">Gatehouse</span>`}</td>
 <td data-label="Details"><code class="details">${Object.keys(e.details).length ? JSON.stringify(e.details) : ''}</code></td>
 </tr>`,
       )}</tbody>
