@@ -59,6 +59,13 @@ import { auditCapacity } from './http/audit-capacity.ts';
 import { attachRateLimits, tokenRequestLimit } from './oidc/rate-limit-hooks.ts';
 import { ClientAuthFailures } from './audit/client-auth-failures.ts';
 import { isGatehouseError } from './errors.ts';
+import { attachDevicePolling, devicePollLimiter } from './oidc/device-flow.ts';
+import {
+  createBackchannelLogout,
+  sendLogoutsThroughOutbox,
+  type BackchannelLogout,
+  type BackchannelLogoutOptions,
+} from './oidc/backchannel-logout.ts';
 
 export interface Gatehouse {
   config: Config;
@@ -76,6 +83,8 @@ export interface Gatehouse {
   auditQueue: AuditQueue;
   /** Client-authentication failures not yet audited (flushed every minute and at close). */
   authFailures: ClientAuthFailures;
+  /** Delivers logout tokens from the outbox (src/oidc/backchannel-logout.ts). */
+  backchannelLogout: BackchannelLogout;
   /**
    * Before close() on SIGTERM: /readyz answers 503 for `config.drainSeconds` while every request
    * is still served, so load balancers take the instance out before its listener closes.
@@ -101,6 +110,8 @@ export interface StartOptions {
   jobs?: boolean;
   /** Bound of the audit queue (tests make it small). */
   auditQueueMax?: number;
+  /** Retry delays and timeout of back-channel logout deliveries (tests make them short). */
+  backchannelLogout?: BackchannelLogoutOptions;
 }
 
 export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
@@ -164,6 +175,16 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   authFailures.start();
 
   let keySet = await loadKeySet(db.kysely, sealer);
+  const devicePolls = devicePollLimiter(db);
+  const logouts = createBackchannelLogout({
+    db: db.kysely,
+    clients,
+    issuer: config.issuer,
+    keys: () => keySet,
+    log,
+    metrics,
+    ...opts.backchannelLogout,
+  });
   const makeProvider = () =>
     withOutageAnswers({
       issuer: config.issuer,
@@ -180,10 +201,15 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       limitTokenRequest,
       delegation: { maxTtl: config.delegationTtl, maxDepth: config.delegationMaxDepth },
       audit,
+      deviceFlow: {
+        onWrongUserCode: (ctx) => limits.addressFailed(ctx.ip, 'device', String(ctx.res.getHeader('x-request-id') ?? '') || null),
+      },
     });
   function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {
     const p = buildProvider(deps);
     answerDatabaseOutages(p);
+    attachDevicePolling(p, devicePolls);
+    sendLogoutsThroughOutbox(p, { db: db.kysely, kick: () => logouts.kick() });
     return p;
   }
   let provider = makeProvider();
@@ -289,6 +315,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   // poll after start, and a service whose client was just cached would need the database again.
   await feed.poll();
   feed.start(opts.pollMs ?? 1000);
+  logouts.start();
 
   const jobs =
     opts.jobs !== false
@@ -317,6 +344,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     app,
     auditQueue,
     authFailures,
+    backchannelLogout: logouts,
     provider: () => provider,
     keys: () => keySet,
     async drain() {
@@ -344,6 +372,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       ready = false; // load balancers stop sending traffic
       feed.stop();
       await jobs?.stop();
+      await logouts.stop();
       await listening?.close();
       await authFailures.stop();
       await auditQueue.flush();

@@ -200,6 +200,19 @@ export interface RateLimitTable {
   expire: ColumnType<string | number | null, number | null | undefined, number | null>;
 }
 
+/** A logout token still to deliver (src/oidc/backchannel-logout.ts): one per ended session and client. */
+export interface BackchannelLogoutTable {
+  /** The logout token's jti. */
+  id: string;
+  client_id: string;
+  sub: string;
+  sid: string | null;
+  reason: string;
+  attempts: Generated<number>;
+  next_attempt_at: GeneratedTimestamp;
+  created_at: GeneratedTimestamp;
+}
+
 /** A signed-in admin console browser (src/admin/sessions.ts). */
 export interface AdminSessionTable {
   /** SHA-256 of the cookie value: a copy of the table yields no usable session. */
@@ -240,6 +253,7 @@ export interface Database {
   audit_checkpoint: AuditCheckpointTable;
   admin_session: AdminSessionTable;
   master_key_check: MasterKeyCheckTable;
+  backchannel_logout: BackchannelLogoutTable;
 }
 
 export type AccountRow = Selectable<AccountTable>;
