@@ -10,8 +10,10 @@ import * as keyRevoked from './2026-11-27T09-00_key_revoked.ts';
 import * as clientRateLimit from './2026-11-27T10-00_client-rate-limit.ts';
 import * as clientIntrospect from './2026-11-27T11-00_client-introspect.ts';
 import * as recovery from './2026-11-27T12-00_recovery.ts';
+import * as masterKeyCheck from './2026-12-01T13-00_master-key-check.ts';
 import * as agents from './2026-12-01T15-00_agents.ts';
 import * as auditIngest from './2026-12-01T17-00_audit-ingest.ts';
+import * as backchannelLogout from './2026-12-01T18-00_backchannel-logout.ts';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-26T09-00_core': core,
@@ -23,6 +25,8 @@ export const migrations: Record<string, Migration> = {
   '2026-11-27T10-00_client-rate-limit': clientRateLimit,
   '2026-11-27T11-00_client-introspect': clientIntrospect,
   '2026-11-27T12-00_recovery': recovery,
+  '2026-12-01T13-00_master-key-check': masterKeyCheck,
   '2026-12-01T15-00_agents': agents,
   '2026-12-01T17-00_audit-ingest': auditIngest,
+  '2026-12-01T18-00_backchannel-logout': backchannelLogout,
 };

@@ -13,7 +13,7 @@ import { openDatabase, type Connection } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { ChangeFeed } from './db/change-feed.ts';
 import { ClientCache } from './clients/client-cache.ts';
-import { assertMasterKeyOpens, ensureKeys, loadKeySet, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
+import { ensureKeys, loadKeySet, type KeyPolicy, type KeySet, type SigningAlg } from './keys/keys.service.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { DPOP_NONCE_KEY_LABEL } from './oidc/dpop.ts';
 import { MAX_SIGNED_LIFETIME } from './oidc/lifetimes.ts';
@@ -22,6 +22,8 @@ import { createMetrics, type Metrics } from './http/metrics.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { bodyLimit, requestMiddleware } from './http/request.ts';
 import { listen, withTokenFastPath, type Listening } from './http/server.ts';
+import { writeBackup, type BackupSummary } from './backup/backup.ts';
+import { appendAudit } from './audit/audit.service.ts';
 import { assertClientCertificateTrust } from './http/client-cert-trust.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksRoute } from './oidc/jwks.ts';
@@ -45,7 +47,7 @@ import { enrollmentService } from './accounts/enrollment.ts';
 import { secondFactors } from './mfa/registry.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { relyingPartyFor } from './mfa/webauthn.ts';
-import { deriveBackupCodeKey } from './mfa/backup-codes.ts';
+import { assertMasterKey, backupCodeKey } from './keys/master-key.ts';
 import type { AuditSink } from './audit/sink.ts';
 import { AuditQueue } from './audit/audit.service.ts';
 import { startBackgroundJobs } from './jobs/background.ts';
@@ -58,6 +60,13 @@ import { auditCapacity } from './http/audit-capacity.ts';
 import { attachRateLimits, tokenRequestLimit } from './oidc/rate-limit-hooks.ts';
 import { ClientAuthFailures } from './audit/client-auth-failures.ts';
 import { isGatehouseError } from './errors.ts';
+import { attachDevicePolling, devicePollLimiter } from './oidc/device-flow.ts';
+import {
+  createBackchannelLogout,
+  sendLogoutsThroughOutbox,
+  type BackchannelLogout,
+  type BackchannelLogoutOptions,
+} from './oidc/backchannel-logout.ts';
 
 export interface Gatehouse {
   config: Config;
@@ -75,6 +84,8 @@ export interface Gatehouse {
   auditQueue: AuditQueue;
   /** Client-authentication failures not yet audited (flushed every minute and at close). */
   authFailures: ClientAuthFailures;
+  /** Delivers logout tokens from the outbox (src/oidc/backchannel-logout.ts). */
+  backchannelLogout: BackchannelLogout;
   /**
    * Before close() on SIGTERM: /readyz answers 503 for `config.drainSeconds` while every request
    * is still served, so load balancers take the instance out before its listener closes.
@@ -83,6 +94,10 @@ export interface Gatehouse {
   /** Re-read keys and clients now (what the change feed does on every instance). */
   refresh(): Promise<void>;
   listen(): Promise<{ url: string; server: http.Server | https.Server }>;
+  /** Re-read GATEHOUSE_TLS_CERT_FILE/KEY_FILE now (SIGHUP); a bad pair keeps the certificate in use. */
+  reloadTls(): boolean;
+  /** Write a backup of this instance's database (src/backup/; SIGUSR2 on the embedded database). */
+  backup(out: string): Promise<BackupSummary>;
   close(): Promise<void>;
 }
 
@@ -96,6 +111,8 @@ export interface StartOptions {
   jobs?: boolean;
   /** Bound of the audit queue (tests make it small). */
   auditQueueMax?: number;
+  /** Retry delays and timeout of back-channel logout deliveries (tests make them short). */
+  backchannelLogout?: BackchannelLogoutOptions;
 }
 
 export async function createGatehouse(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
@@ -125,7 +142,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
-    await assertMasterKeyOpens(db.kysely, sealer);
+    await assertMasterKey(db.kysely, sealer, masterKey);
   } catch (err) {
     await db.close();
     throw err;
@@ -161,6 +178,16 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   let keySet = await loadKeySet(db.kysely, sealer);
   // DPoP-Nonce values from one instance must pass at every other one (src/oidc/dpop.ts).
   const dpopNonceSecret = deriveKey(masterKey, DPOP_NONCE_KEY_LABEL);
+  const devicePolls = devicePollLimiter(db);
+  const logouts = createBackchannelLogout({
+    db: db.kysely,
+    clients,
+    issuer: config.issuer,
+    keys: () => keySet,
+    log,
+    metrics,
+    ...opts.backchannelLogout,
+  });
   const makeProvider = () =>
     withOutageAnswers({
       issuer: config.issuer,
@@ -178,10 +205,15 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
       dpop: { nonceSecret: dpopNonceSecret, requireNonce: config.dpopRequireNonce },
       delegation: { maxTtl: config.delegationTtl, maxDepth: config.delegationMaxDepth },
       audit,
+      deviceFlow: {
+        onWrongUserCode: (ctx) => limits.addressFailed(ctx.ip, 'device', String(ctx.res.getHeader('x-request-id') ?? '') || null),
+      },
     });
   function withOutageAnswers(deps: Parameters<typeof buildProvider>[0]): Provider {
     const p = buildProvider(deps);
     answerDatabaseOutages(p);
+    attachDevicePolling(p, devicePolls);
+    sendLogoutsThroughOutbox(p, { db: db.kysely, kick: () => logouts.kick() });
     return p;
   }
   let provider = makeProvider();
@@ -232,7 +264,11 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     metricsToken: config.metricsToken,
   });
   // The second factors, built once: every flow that enrolls, checks or removes one gets this registry.
-  const factors = secondFactors({ sealer, rp: relyingPartyFor(config.issuer), backupCodeKey: deriveBackupCodeKey(masterKey) });
+  const factors = secondFactors({
+    sealer,
+    rp: relyingPartyFor(config.issuer),
+    backupCodeKey: await backupCodeKey(db.kysely, sealer, masterKey),
+  });
   signInRoutes(router, {
     signIn: signInService(db.kysely, factors),
     provider: () => provider,
@@ -283,6 +319,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
   // poll after start, and a service whose client was just cached would need the database again.
   await feed.poll();
   feed.start(opts.pollMs ?? 1000);
+  logouts.start();
 
   const jobs =
     opts.jobs !== false
@@ -311,6 +348,7 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     app,
     auditQueue,
     authFailures,
+    backchannelLogout: logouts,
     provider: () => provider,
     keys: () => keySet,
     async drain() {
@@ -324,13 +362,21 @@ export async function createGatehouse(config: Config, opts: StartOptions = {}): 
     async listen() {
       const handler = withTokenFastPath({ config, log, metrics, https: isHttps, limits }, app.callback(), () => callback);
       await assertClientCertificateTrust(config, db.kysely);
-      listening = await listen(config, handler);
+      listening = await listen(config, handler, log);
       return { url: listening.url, server: listening.server };
+    },
+    reloadTls() {
+      return listening?.reloadTls() ?? false;
+    },
+    async backup(out) {
+      await appendAudit(db.kysely, { action: 'backup.create', outcome: 'success', actor: 'system', target: null, details: { file: out } });
+      return writeBackup(db.kysely, { masterKey, out, dialect: db.dialect });
     },
     async close() {
       ready = false; // load balancers stop sending traffic
       feed.stop();
       await jobs?.stop();
+      await logouts.stop();
       await listening?.close();
       await authFailures.stop();
       await auditQueue.flush();

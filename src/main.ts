@@ -1,9 +1,11 @@
-// `npm start`: run Gatehouse as a server until SIGTERM or SIGINT.
+// `npm start`: run Gatehouse as a server until SIGTERM or SIGINT; SIGHUP reloads the TLS
+// certificate, SIGUSR2 answers a backup request (docs/architecture.md, "Shutdown", "Backup and restore").
 import { createGatehouse } from './app.ts';
 import { loadConfig } from './config/config.ts';
 import { ConfigError, isExposed } from './errors.ts';
 import { createLogger } from './log.ts';
 import { onServerStarted } from './startup.ts';
+import { answerBackupRequest } from './backup/live.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -18,6 +20,16 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const gatehouse = await createGatehouse(config, { log });
+  // Installed before listening: a signal that arrives first must not end the process (their default).
+  // A renewed certificate, now (the files are also watched: src/http/server.ts).
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading the TLS certificate');
+    gatehouse.reloadTls();
+  });
+  // `gatehouse backup` on the embedded database while this server holds it (src/backup/live.ts).
+  process.on('SIGUSR2', () => {
+    answerBackupRequest(config.dataDir, (out) => gatehouse.backup(out), log).catch((err) => log.error({ err }, 'backup request failed'));
+  });
   const { url } = await gatehouse.listen();
   log.info({ url, issuer: config.issuer, database: gatehouse.db.dialect }, 'gatehouse listening');
   await onServerStarted(gatehouse);

@@ -14,6 +14,7 @@ import { normalizeEmail } from './email.ts';
 import { checkNewPassword, hashPassword, passwordNeedsRehash, verifyPassword } from './password.ts';
 import { parseOrThrow, permissionsSchema, roleSchema } from './validation.ts';
 import type { Db } from '../db/handle.ts';
+import { enqueueAccountSessions, type LogoutReason } from '../oidc/backchannel-logout.repository.ts';
 
 export interface Account {
   id: string;
@@ -171,6 +172,7 @@ export async function disableAccount(db: Db, id: string): Promise<Account> {
   return inTransaction(db, async (trx) => {
     await lockForOwnerChange(trx, id, () => true);
     await repo.updateAccount(trx, id, { status: 'disabled', sessions_valid_after: new Date() });
+    await enqueueAccountSessions(trx, id, 'disabled');
     await repo.deleteOidcRows(trx, id);
     await bumpVersion(trx, 'accounts');
     return toAccount((await repo.findAccount(trx, id))!);
@@ -199,6 +201,7 @@ export async function setPassword(db: Db, id: string, password: string, opts: { 
     const now = new Date();
     if (!(await repo.updateAccount(trx, id, { password_hash: hash, password_changed_at: now, sessions_valid_after: now })))
       throw notFound(id);
+    await enqueueAccountSessions(trx, id, 'password_change', { exceptSessionId: opts.exceptSessionId ?? null });
     await repo.deleteOidcRows(trx, id, opts.exceptSessionId ?? null);
     await bumpVersion(trx, 'accounts');
     return toAccount((await repo.findAccount(trx, id))!);
@@ -216,10 +219,15 @@ export async function recordSignIn(db: Db, id: string, at: Date = new Date()): P
   await repo.recordSignIn(db, id, at);
 }
 
-/** "Sign out everywhere": every session and refresh token of the person, now. */
-export async function endAllSessions(db: Db, id: string): Promise<{ deleted: number }> {
+/**
+ * "Sign out everywhere": every session and refresh token of the person, now. Each client that
+ * took part in an ended session hears it by back-channel logout (src/oidc/backchannel-logout.ts);
+ * `reason` is only for its logs.
+ */
+export async function endAllSessions(db: Db, id: string, reason: LogoutReason = 'sessions_ended'): Promise<{ deleted: number }> {
   return inTransaction(db, async (trx) => {
     if (!(await repo.updateAccount(trx, id, { sessions_valid_after: new Date() }))) throw notFound(id);
+    await enqueueAccountSessions(trx, id, reason);
     const deleted = await repo.deleteOidcRows(trx, id);
     await bumpVersion(trx, 'accounts');
     return { deleted };

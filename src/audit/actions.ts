@@ -42,6 +42,11 @@ export const AUDIT_ACTIONS = [
   'key.rotate',
   // A compromised key withdrawn: out of the JWKS at once, replaced by freshly generated keys.
   'key.revoke',
+  // Backup and restore (src/backup/): details {file, rows} (a restore: {file, rows, created_at}).
+  'backup.create',
+  'backup.restore',
+  // Everything sealed re-sealed under a new master key (gatehouse master-key rotate): details {resealed: how many values}.
+  'key.master_rotate',
   // A rotated refresh token came back: the grant was revoked (RFC 9700 §4.14.2).
   'token.refresh_reuse',
   // details {scope: 'address' | 'client', endpoint, limit, window_seconds}: once per key and window.

@@ -23,7 +23,9 @@ function readJwks(file: string | undefined): unknown {
 const CREATE_HELP = `Options:
   --name NAME                      shown on the sign-in page ("to continue to NAME") and in the audit log (required)
   --grant GRANT                    repeatable: client_credentials (a service), or authorization_code
-                                   [+ refresh_token] (a browser application); never both kinds;
+                                   [+ refresh_token] (a browser application), or device_code
+                                   [+ refresh_token] (a command line, RFC 8628; usually with --public);
+                                   never a service and an application at once;
                                    token_exchange (with client_credentials): may exchange a person's
                                    access token for an agent's delegated token (RFC 8693)
   --auth METHOD                    how the client authenticates at /token, introspection and revocation:
@@ -32,7 +34,7 @@ const CREATE_HELP = `Options:
                                      private_key_jwt      a JWT signed with the client's own key (--jwks-file)
                                      tls_client_auth      a TLS client certificate (--tls-subject-dn)
                                    A secret is printed once; Gatehouse keeps only its hash.
-  --public                         a public browser application (PKCE only, no secret): same as --auth none
+  --public                         a public application (no secret; PKCE for browsers): same as --auth none
   --jwks-file FILE                 the client's public keys (a JWKS), for private_key_jwt
   --tls-subject-dn DN              the certificate subject, exactly, for tls_client_auth
   --role ROLE                      repeatable, services only: viewer, operator, admin, owner, auditor
@@ -43,6 +45,9 @@ const CREATE_HELP = `Options:
   --redirect-uri URL               repeatable, browser applications: exact-match callback (https, http on localhost)
   --post-logout-redirect-uri URL   repeatable, browser applications: where /session/end may send the
                                    person after signing out (RP-Initiated Logout 1.0, exact match)
+  --backchannel-logout-uri URL     applications: where Gatehouse POSTs a signed logout token when a
+                                   person's session with this client ends (Back-Channel Logout 1.0);
+                                   private and loopback addresses are allowed
   --introspect                     a resource server: may introspect tokens issued to other clients
                                    (without it a client sees active:true only for its own tokens)
   --require-dpop                   every access token must be DPoP-bound (RFC 9449): token requests
@@ -64,6 +69,7 @@ export const clientCommands: Command[] = [
       'allow-cidr': { type: 'string', multiple: true },
       'redirect-uri': { type: 'string', multiple: true },
       'post-logout-redirect-uri': { type: 'string', multiple: true },
+      'backchannel-logout-uri': { type: 'string' },
       public: { type: 'boolean' },
       'jwks-file': { type: 'string' },
       'tls-subject-dn': { type: 'string' },
@@ -88,6 +94,7 @@ export const clientCommands: Command[] = [
             allowedCidrs: v['allow-cidr'],
             redirectUris: v['redirect-uri'],
             postLogoutRedirectUris: v['post-logout-redirect-uri'],
+            backchannelLogoutUri: v['backchannel-logout-uri'],
             jwks: readJwks(v['jwks-file']) as any,
             tlsSubjectDn: v['tls-subject-dn'],
             rateLimit,
@@ -110,6 +117,7 @@ export const clientCommands: Command[] = [
             introspect: v.introspect === true,
             ...(v['require-dpop'] ? { require_dpop: true } : {}),
             ...(v['certificate-bound'] ? { certificate_bound: true } : {}),
+            ...(v['backchannel-logout-uri'] ? { backchannel_logout_uri: v['backchannel-logout-uri'] } : {}),
           },
         }),
       );

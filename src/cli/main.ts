@@ -9,6 +9,7 @@ import { keyCommands } from './keys.ts';
 import { userCommands } from './users.ts';
 import { auditCommands } from './audit.ts';
 import { agentCommands } from './agents.ts';
+import { backupCommands } from './backup.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 
 const migrate: Command = {
@@ -22,7 +23,7 @@ const migrate: Command = {
 };
 
 export function allCommands(): Command[] {
-  return [migrate, ...userCommands, ...clientCommands, ...agentCommands, ...keyCommands, ...auditCommands];
+  return [migrate, ...userCommands, ...clientCommands, ...agentCommands, ...keyCommands, ...auditCommands, ...backupCommands];
 }
 
 function usage(commands: Command[]): string {
@@ -60,8 +61,7 @@ export async function runCli(
   }
   let ctx: CliContext | undefined;
   try {
-    ctx = await openContext(env);
-    const result = await command.run(ctx, values);
+    const result = (await command.withoutContext?.(env, values)) ?? (await command.run((ctx = await openContext(env)), values));
     out.write(values.json ? JSON.stringify(result.json) + '\n' : result.text + '\n');
     if (result.stderr) err.write(`gatehouse ${command.name}: ${result.stderr}\n`);
     return result.exitCode ?? 0;

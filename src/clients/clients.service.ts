@@ -47,6 +47,23 @@ const redirectUri = z
     }
   }, 'must be an absolute https URL without a fragment (http only for localhost)');
 
+/** RFC 8628's grant type, registered as `device_code` (`clients create --grant device_code`). */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+// Back-Channel Logout 1.0 §2.2: an absolute URL without a fragment. http and private or loopback
+// hosts are allowed: owners register these, and the agentserver usually sits on a private network.
+const logoutUri = z
+  .string()
+  .max(2000)
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return !u.hash && (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password;
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute http(s) URL without a fragment or credentials');
+
 const publicJwks = z.object({
   keys: z
     .array(z.record(z.string(), z.unknown()))
@@ -64,7 +81,7 @@ const createSchema = z
       .max(100, 'name must be at most 100 characters')
       .regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
     grants: z
-      .array(z.enum(['client_credentials', 'authorization_code', 'refresh_token', 'token_exchange']))
+      .array(z.enum(['client_credentials', 'authorization_code', 'refresh_token', 'device_code', 'token_exchange']))
       .min(1, 'at least one grant is required'),
     auth: z.enum(AUTH_METHODS).default('client_secret_basic'),
     roles: z.array(z.string().refine(isRole, 'is not a role (viewer, operator, admin, owner, auditor)')).max(5).default([]),
@@ -81,6 +98,7 @@ const createSchema = z
       .optional(),
     redirectUris: z.array(redirectUri).max(20).default([]),
     postLogoutRedirectUris: z.array(redirectUri).max(20).default([]),
+    backchannelLogoutUri: logoutUri.optional(),
     jwks: publicJwks.optional(),
     tlsSubjectDn: z.string().max(500).optional(),
     introspect: z.boolean().default(false),
@@ -92,17 +110,25 @@ const createSchema = z
   .superRefine((v, ctx) => {
     const service = v.grants.includes('client_credentials');
     const browser = v.grants.includes('authorization_code');
-    if (service && browser)
+    const device = v.grants.includes('device_code');
+    if (service && (browser || device))
       ctx.addIssue({
         code: 'custom',
         path: ['grants'],
-        message: 'a client is either a service (client_credentials) or a browser application (authorization_code), not both',
+        message:
+          'a client is either a service (client_credentials) or an application people sign in to (authorization_code, device_code), not both',
+      });
+    if (v.grants.includes('refresh_token') && !browser && !device)
+      ctx.addIssue({ code: 'custom', path: ['grants'], message: 'refresh_token goes with authorization_code or device_code' });
+    if (service && v.backchannelLogoutUri)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backchannelLogoutUri'],
+        message: 'a service client has no sign-in sessions to be told about',
       });
     // RFC 8693 (src/oidc/token-exchange.ts): the agentserver's back end, a service that authenticates.
     if (v.grants.includes('token_exchange') && !service)
       ctx.addIssue({ code: 'custom', path: ['grants'], message: 'token_exchange is for service clients: it goes with client_credentials' });
-    if (v.grants.includes('refresh_token') && !browser)
-      ctx.addIssue({ code: 'custom', path: ['grants'], message: 'refresh_token goes with authorization_code' });
     if (browser && v.redirectUris.length === 0)
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a browser application needs at least one redirect URI' });
     if (service && v.redirectUris.length > 0)
@@ -139,12 +165,17 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cr
   const secret = SECRET_AUTH_METHODS.includes(v.auth) ? newClientSecret() : undefined;
   const metadata: Record<string, unknown> = {
     client_name: v.name,
-    grant_types: [...new Set(v.grants)],
-    response_types: kind === 'browser' ? ['code'] : [],
+    grant_types: [...new Set(v.grants)].map((g) => (g === 'device_code' ? DEVICE_CODE_GRANT : g)),
+    response_types: v.grants.includes('authorization_code') ? ['code'] : [],
     redirect_uris: v.redirectUris,
     token_endpoint_auth_method: v.auth,
   };
   if (v.postLogoutRedirectUris.length) metadata.post_logout_redirect_uris = v.postLogoutRedirectUris;
+  if (v.backchannelLogoutUri) {
+    // Every logout token carries the session's sid (src/oidc/backchannel-logout.ts).
+    metadata.backchannel_logout_uri = v.backchannelLogoutUri;
+    metadata.backchannel_logout_session_required = true;
+  }
   if (v.jwks) metadata.jwks = v.jwks;
   if (v.tlsSubjectDn) metadata.tls_client_auth_subject_dn = v.tlsSubjectDn;
   // Sender constraints (docs/architecture.md, "Sender-constrained tokens"): oidc-provider reads these.
@@ -201,7 +232,7 @@ export function summarize(row: ClientRow): ClientSummary {
     client_id: row.client_id,
     name: row.name,
     kind: row.kind,
-    grants: m.grant_types ?? [],
+    grants: (m.grant_types ?? []).map((g) => (g === DEVICE_CODE_GRANT ? 'device_code' : g)),
     auth: m.token_endpoint_auth_method ?? 'client_secret_basic',
     roles: row.roles,
     permissions: row.permissions,

@@ -43,3 +43,24 @@ export function loadMasterKey(
   notice(`generated a master key in ${file}; back it up with the data directory, it cannot be recovered`);
   return key;
 }
+
+/**
+ * A value that names a master key without revealing it: HMAC-SHA256 of a fixed string under a key
+ * derived for this use only. Stored by a rotation (src/keys/master-key.ts) and in backup headers
+ * (src/backup/), so a wrong key is refused before anything is opened or written.
+ */
+export function masterKeyCheck(masterKey: Buffer): string {
+  const key = crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'gatehouse master key check v1', 32);
+  return crypto.createHmac('sha256', Buffer.from(key)).update('gatehouse master key check').digest('base64url');
+}
+
+/** Read a master key file the way GATEHOUSE_MASTER_KEY_FILE is read (for `gatehouse master-key rotate --new-key-file`). */
+export function readMasterKeyFile(name: string, file: string): Buffer {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  return decode(name, text);
+}

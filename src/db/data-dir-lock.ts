@@ -13,6 +13,18 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The pid of another live process holding the data directory (a running server), or null. */
+export function dataDirHolder(dataDir: string): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dataDir, 'gatehouse.lock'), 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number.parseInt(text, 10);
+  return Number.isInteger(pid) && pid !== process.pid && alive(pid) ? pid : null;
+}
+
 export function acquireDataDirLock(dataDir: string): () => void {
   const file = path.join(dataDir, 'gatehouse.lock');
   for (let attempt = 0; attempt < 2; attempt++) {

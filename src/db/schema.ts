@@ -200,6 +200,19 @@ export interface RateLimitTable {
   expire: ColumnType<string | number | null, number | null | undefined, number | null>;
 }
 
+/** A logout token still to deliver (src/oidc/backchannel-logout.ts): one per ended session and client. */
+export interface BackchannelLogoutTable {
+  /** The logout token's jti. */
+  id: string;
+  client_id: string;
+  sub: string;
+  sid: string | null;
+  reason: string;
+  attempts: Generated<number>;
+  next_attempt_at: GeneratedTimestamp;
+  created_at: GeneratedTimestamp;
+}
+
 /** A signed-in admin console browser (src/admin/sessions.ts). */
 export interface AdminSessionTable {
   /** SHA-256 of the cookie value: a copy of the table yields no usable session. */
@@ -212,6 +225,14 @@ export interface AdminSessionTable {
   created_at: Timestamp;
   last_seen_at: Timestamp;
   expires_at: Timestamp;
+}
+
+/** The master key in force: its key-check value and the sealed backup-code key (src/keys/master-key.ts). */
+export interface MasterKeyCheckTable {
+  id: number;
+  check_value: string;
+  backup_code_key_sealed: string | null;
+  rotated_at: Timestamp;
 }
 
 export interface Database {
@@ -231,6 +252,8 @@ export interface Database {
   audit_event: AuditEventTable;
   audit_checkpoint: AuditCheckpointTable;
   admin_session: AdminSessionTable;
+  master_key_check: MasterKeyCheckTable;
+  backchannel_logout: BackchannelLogoutTable;
 }
 
 export type AccountRow = Selectable<AccountTable>;

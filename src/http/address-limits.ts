@@ -16,7 +16,7 @@ export function addressLimits(limits: RateLimits) {
       ctx.status = 429;
       ctx.set('retry-after', String(wait));
       ctx.set('cache-control', 'no-store');
-      if (ctx.accepts('html', 'json') === 'html' && ctx.method === 'GET') {
+      if (ctx.accepts('html', 'json') === 'html' && (ctx.method === 'GET' || endpoint === 'device')) {
         ctx.type = 'html';
         ctx.body = errorView({
           title: 'Too many requests',

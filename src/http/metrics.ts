@@ -32,6 +32,12 @@ export function createMetrics() {
       labelNames: ['error'] as const,
       registers: [registry],
     }),
+    backchannelLogout: new Counter({
+      name: 'gatehouse_backchannel_logout_total',
+      help: 'Back-channel logout deliveries by outcome: delivered, retried (an attempt failed), failed (given up), dropped (client gone)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     auditExports: new Counter({
       name: 'gatehouse_audit_exports_total',
       help: 'Audit exports at checkpoints (GATEHOUSE_AUDIT_EXPORT_DIR): written, nothing new, or failed (the checkpoint is recorded all the same)',
@@ -70,6 +76,7 @@ export function routeGroup(path: string): string {
     '/token/introspection',
     '/token/revocation',
     '/session/end',
+    '/device',
     '/.well-known/openid-configuration',
     '/healthz',
     '/readyz',

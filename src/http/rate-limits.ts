@@ -4,8 +4,8 @@
 //  - per client at /token: `--rate-limit N` token requests a minute (default 600), counted only
 //    once the client has authenticated, so nobody can spend another client's budget;
 //  - per address: unauthenticated failures (unknown or wrong client credentials, a client
-//    outside its allowed networks, a dead invitation link) at /token, /auth, /enroll/*,
-//    introspection and revocation; once an address is over, it gets 429 at all of them for the
+//    outside its allowed networks, a dead invitation link, a wrong device-flow user code) at
+//    /token, /auth, /enroll/*, /device, introspection and revocation; once an address is over, it gets 429 at all of them for the
 //    rest of the window. Checking that costs no query: the verdict is kept in memory by each
 //    instance when its own counting (against the shared counter) says so.
 // A trip is audited once per key and window: the request that takes the counter from the limit
@@ -23,7 +23,7 @@ export const ADDRESS_FAILURES_PER_MINUTE = 30;
 export const WINDOW_SECONDS = 60;
 const MAX_BLOCKED_ADDRESSES = 100_000;
 
-export type LimitedEndpoint = 'token' | 'authorization' | 'introspection' | 'revocation' | 'enroll';
+export type LimitedEndpoint = 'token' | 'authorization' | 'introspection' | 'revocation' | 'enroll' | 'device';
 
 export interface RateLimits {
   /** Seconds `ip` must wait before its next request at a limited endpoint, 0 to go on. Memory only. */
@@ -144,6 +144,8 @@ export function limitedEndpoint(path: string): LimitedEndpoint | null {
   if (path === '/token/revocation') return 'revocation';
   if (path === '/auth' || path.startsWith('/auth/')) return 'authorization';
   if (path.startsWith('/enroll/')) return 'enroll';
+  // The device flow: user-code entry (a wrong code counts, src/oidc/device-flow.ts) and the device authorization endpoint.
+  if (path === '/device' || path === '/device/auth') return 'device';
   return null;
 }
 

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from './metrics.ts';
@@ -46,16 +47,74 @@ export function withTokenFastPath(
 export interface Listening {
   url: string;
   server: http.Server | https.Server;
+  /** Re-read the certificate and key files; false (and the old pair kept) when they do not load. */
+  reloadTls(): boolean;
   close(): Promise<void>;
 }
 
-export async function listen(config: Config, handler: Handler): Promise<Listening> {
+/** How long file events settle before a reload: a renewal writes the certificate and the key one after the other. */
+const TLS_RELOAD_DEBOUNCE_MS = 300;
+
+/**
+ * A renewed certificate without a restart (docs/architecture.md, "Transport and headers"): the
+ * directories of GATEHOUSE_TLS_CERT_FILE and _KEY_FILE are watched (any event there, so that
+ * symlink swaps as certbot and Kubernetes secrets do them count), and SIGHUP calls `reload()`
+ * too (src/main.ts). A pair whose bytes changed is loaded into a new secure context for the next
+ * connections; a pair that does not load (half written, key and certificate not matching) is
+ * logged and the context in use is kept.
+ */
+function tlsReloader(server: https.Server, tls: NonNullable<Config['tls']>, initial: { cert: Buffer; key: Buffer }, log?: Logger) {
+  const read = () => ({ cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile) });
+  const digest = (p: { cert: Buffer; key: Buffer }) => crypto.createHash('sha256').update(p.cert).update('\0').update(p.key).digest('hex');
+  let loaded = digest(initial);
+  let lastFailed: string | null = null;
+  const reload = (): boolean => {
+    let pair: { cert: Buffer; key: Buffer };
+    try {
+      pair = read();
+    } catch (err) {
+      log?.error({ err: (err as Error).message }, 'TLS certificate reload failed: cannot read the files; keeping the certificate in use');
+      return false;
+    }
+    const d = digest(pair);
+    if (d === loaded) return true;
+    try {
+      server.setSecureContext({ ...pair, ...(tls.caFile ? { ca: fs.readFileSync(tls.caFile) } : {}), minVersion: 'TLSv1.3' });
+    } catch (err) {
+      if (lastFailed !== d) log?.error({ err: (err as Error).message }, 'TLS certificate reload failed; keeping the certificate in use');
+      lastFailed = d;
+      return false;
+    }
+    loaded = d;
+    lastFailed = null;
+    const x509 = new crypto.X509Certificate(pair.cert);
+    log?.info({ fingerprint256: x509.fingerprint256, validTo: x509.validTo, subject: x509.subject }, 'TLS certificate reloaded');
+    return true;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const watchers = [...new Set([path.dirname(path.resolve(tls.certFile)), path.dirname(path.resolve(tls.keyFile))])].map((dir) =>
+    fs.watch(dir, () => {
+      clearTimeout(timer);
+      timer = setTimeout(reload, TLS_RELOAD_DEBOUNCE_MS);
+    }),
+  );
+  for (const w of watchers) w.on('error', (err) => log?.warn({ err: err.message }, 'watching the TLS certificate directory failed'));
+  return {
+    reload,
+    stop() {
+      clearTimeout(timer);
+      for (const w of watchers) w.close();
+    },
+  };
+}
+
+export async function listen(config: Config, handler: Handler, log?: Logger): Promise<Listening> {
   const graceful = new GracefulClose();
+  const initial = config.tls ? { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) } : null;
   const server = config.tls
     ? https.createServer(
         {
-          cert: fs.readFileSync(config.tls.certFile),
-          key: fs.readFileSync(config.tls.keyFile),
+          ...initial!,
           ...(config.tls.caFile ? { ca: fs.readFileSync(config.tls.caFile) } : {}),
           minVersion: 'TLSv1.3',
           // Ask for a client certificate (tls_client_auth) without requiring one, and only when a CA
@@ -74,12 +133,17 @@ export async function listen(config: Config, handler: Handler): Promise<Listenin
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
+  const reloader = config.tls ? tlsReloader(server as https.Server, config.tls, initial!, log) : null;
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `${config.tls ? 'https' : 'http'}://${host}:${address.port}`,
     server,
+    reloadTls: () => reloader?.reload() ?? false,
     // In-flight requests get a moment to finish; then remaining sockets are cut.
-    close: () => graceful.close(server, 5000),
+    close: () => {
+      reloader?.stop();
+      return graceful.close(server, 5000);
+    },
   };
 }

@@ -33,7 +33,7 @@ export interface KeySet {
   currentKid: Partial<Record<SigningAlg, string>>;
 }
 
-function sealContext(kid: string): string {
+export function sealContext(kid: string): string {
   return `signing_key:${kid}`;
 }
 

@@ -25,7 +25,7 @@ export async function resetFactors(db: Db, accountId: string): Promise<{ totp: n
     const totp = await repo.deleteAllTotp(trx, accountId);
     const passkeys = await repo.deletePasskeys(trx, accountId);
     const backup_codes = await repo.deleteBackupCodes(trx, accountId);
-    await endAllSessions(trx, accountId);
+    await endAllSessions(trx, accountId, 'factor_reset');
     return { totp, passkeys, backup_codes };
   });
 }

@@ -14,9 +14,11 @@ import {
   verifyTotp,
 } from './totp.ts';
 
+/** A seed chosen during an invitation's enrollment is sealed to that invitation. */
+export const pendingTotpSealContext = (invitationId: string) => `enrollment_totp:${invitationId}`;
+
 export function totpStrategy(sealer: Sealer) {
-  /** A seed chosen during an invitation's enrollment is sealed to that invitation. */
-  const pendingContext = (invitationId: string) => `enrollment_totp:${invitationId}`;
+  const pendingContext = pendingTotpSealContext;
   return {
     id: 'totp',
     label: 'Authenticator app',

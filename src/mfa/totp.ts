@@ -38,7 +38,8 @@ export function timeStep(unixSeconds: number): number {
   return Math.floor(unixSeconds / TOTP_PERIOD_SECONDS);
 }
 
-function sealContext(id: string): string {
+/** What a TOTP seed is sealed to: its row (also used by the master-key rotation, src/keys/master-key.ts). */
+export function totpSealContext(id: string): string {
   return `totp:${id}`;
 }
 
@@ -109,7 +110,7 @@ export async function adoptTotpSeed(db: Db, sealer: Sealer, accountId: string, s
   const id = `totp_${crypto.randomBytes(15).toString('base64url')}`;
   await inTransaction(db, async (trx) => {
     await repo.deleteAllTotp(trx, accountId);
-    await repo.insertTotp(trx, { id, account_id: accountId, seed_sealed: sealer.seal(Buffer.from(seed), sealContext(id)) });
+    await repo.insertTotp(trx, { id, account_id: accountId, seed_sealed: sealer.seal(Buffer.from(seed), totpSealContext(id)) });
     await repo.confirmTotp(trx, accountId, id, step);
   });
 }
@@ -123,7 +124,7 @@ export async function newTotpEnrollment(db: Db, sealer: Sealer, accountId: strin
   const { seed, secretBase32, otpauthUrl, qrSvg } = await newTotpSeed(email);
   await inTransaction(db, async (trx) => {
     await repo.deleteUnconfirmedTotp(trx, accountId);
-    await repo.insertTotp(trx, { id, account_id: accountId, seed_sealed: sealer.seal(seed, sealContext(id)) });
+    await repo.insertTotp(trx, { id, account_id: accountId, seed_sealed: sealer.seal(seed, totpSealContext(id)) });
   }).catch((err: { code?: string }) => {
     if (err.code === '23503') throw new GatehouseError('NOT_FOUND', 'No such account.'); // foreign key: no account row
     throw err;
@@ -141,7 +142,7 @@ export async function describePendingTotp(
 ): Promise<TotpEnrollment | null> {
   const row = await repo.findUnconfirmedTotp(db, accountId, id);
   if (!row) return null;
-  return { id, ...(await describeTotpSeed(sealer.open(row.seed_sealed, sealContext(row.id)), email)) };
+  return { id, ...(await describeTotpSeed(sealer.open(row.seed_sealed, totpSealContext(row.id)), email)) };
 }
 
 /**
@@ -161,7 +162,7 @@ export async function confirmTotp(
   const row = await repo.findUnconfirmedTotp(db, accountId, id);
   if (!row) throw new GatehouseError('NOT_FOUND', 'This authenticator setup was not found or is already finished. Start again.');
   if (!token) return false;
-  const seed = sealer.open(row.seed_sealed, sealContext(row.id));
+  const seed = sealer.open(row.seed_sealed, totpSealContext(row.id));
   const step = await matchingStep(seed, token, Math.floor((opts.now ?? new Date()).getTime() / 1000), null);
   if (step === null) return false;
   return inTransaction(db, async (trx) => {
@@ -189,7 +190,7 @@ export async function verifyTotp(
   if (!row) return { ok: false, reason: 'not_enrolled' };
   const token = normalizeTotpCode(code);
   if (!token) return { ok: false, reason: 'invalid' };
-  const seed = sealer.open(row.seed_sealed, sealContext(row.id));
+  const seed = sealer.open(row.seed_sealed, totpSealContext(row.id));
   const epoch = Math.floor((opts.now ?? new Date()).getTime() / 1000);
   const lastStep = row.last_used_step === null ? null : Number(row.last_used_step);
   const step = await matchingStep(seed, token, epoch, lastStep);

@@ -27,7 +27,8 @@ export function findAccountHook(db: Db): NonNullable<Configuration['findAccount'
 export function accountTokenClaimsHook(db: Db) {
   return async (ctx: KoaContextWithOIDC, accountId: string): Promise<Record<string, unknown>> => {
     const row = await activeAccount(db, accountId);
-    const source = (ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken) as any;
+    // The sign-in behind the token: a code (browser or device flow, RFC 8628) or a refresh token.
+    const source = (ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.DeviceCode ?? ctx.oidc.entities.RefreshToken) as any;
     return {
       roles: row ? [row.role] : [],
       permissions: row ? (row.permissions as string[]) : [],

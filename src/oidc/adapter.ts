@@ -1,14 +1,16 @@
 // oidc-provider's storage on Kysely: one table for every model it stores (sessions,
 // interactions, grants, codes, refresh tokens, …). Clients are the exception: they are
 // Gatehouse's own records, served from the client cache.
-//  - Expiry is honoured on read: an expired row is never returned, even before cleanup.
+//  - Expiry is honoured on read: an expired row is never returned, even before cleanup (a device
+//    code's row outlives its `exp` by DEVICE_CODE_EXPIRED_GRACE; oidc-provider refuses it as expired).
 //  - consume() marks, never deletes: a consumed code or rotated refresh token stays findable
 //    (with `consumed`) until it expires, which is how oidc-provider detects reuse and revokes
 //    the grant (RFC 9700 §4.14.2, OAuth 2.1 §4.1.3).
 import crypto from 'node:crypto';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientCache } from '../clients/client-cache.ts';
 import type { Db } from '../db/handle.ts';
+import { DEVICE_CODE_EXPIRED_GRACE } from './lifetimes.ts';
 
 // Bearer values (refresh tokens, codes, opaque access tokens) are kept only as SHA-256 keys, and
 // their `jti` (the value itself) is left out of the stored payload and put back on read: a copy
@@ -23,8 +25,22 @@ const HASHED = new Set([
   'BackchannelAuthenticationRequest',
 ]);
 
+const KEY_PREFIX = 'sha256:';
+
 function storedId(model: string, id: string): string {
-  return HASHED.has(model) ? `sha256:${crypto.createHash('sha256').update(id).digest('base64url')}` : id;
+  if (!HASHED.has(model)) return id;
+  // A device code read by its user code (the person's browser, RFC 8628 §3.3) comes back with its
+  // stored key as jti, since its value is not stored; oidc-provider then saves and re-reads it by
+  // that key while the person signs in. Never at /token: there the key must not stand in for the
+  // code itself, or whoever read this table could redeem it.
+  if (
+    model === 'DeviceCode' &&
+    id.startsWith(KEY_PREFIX) &&
+    (Provider.ctx as { oidc?: { route?: string } } | undefined)?.oidc?.route !== 'token'
+  ) {
+    return id;
+  }
+  return `${KEY_PREFIX}${crypto.createHash('sha256').update(id).digest('base64url')}`;
 }
 
 const GRANTABLE = new Set([
@@ -81,7 +97,10 @@ export class KyselyAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+    // An expired device code stays findable a while, so oidc-provider (which checks its `exp`)
+    // answers expired_token to a late poll, as RFC 8628 §3.5 asks, instead of "not found".
+    const keepFor = expiresIn && this.model === 'DeviceCode' ? expiresIn + DEVICE_CODE_EXPIRED_GRACE : expiresIn;
+    const expiresAt = keepFor ? new Date(Date.now() + keepFor * 1000) : null;
     let stored: AdapterPayload = payload;
     if (HASHED.has(this.model)) {
       const { jti: _value, ...rest } = payload;
@@ -124,14 +143,14 @@ export class KyselyAdapter implements Adapter {
     const key = column === 'id' ? storedId(this.model, value) : value;
     const row = await this.#db
       .selectFrom('oidc_payload')
-      .select(['payload', 'consumed_at'])
+      .select(['id', 'payload', 'consumed_at'])
       .where('model', '=', this.model)
       .where(column, '=', key)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
       .executeTakeFirst();
     if (!row) return undefined;
     let payload = row.payload as AdapterPayload;
-    if (HASHED.has(this.model) && column === 'id') payload = { ...payload, jti: value };
+    if (HASHED.has(this.model)) payload = { ...payload, jti: column === 'id' ? value : row.id };
     return row.consumed_at ? { ...payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : payload;
   }
 

@@ -24,3 +24,11 @@ export const CLOCK_SKEW_SECONDS = 300;
  * lifetime of anything it signs (access or ID token), plus clock skew. 3900 s with the values
  * above; src/keys reads it through KeyPolicy.maxSignedLifetimeSeconds. */
 export const MAX_SIGNED_LIFETIME = Math.max(ACCESS_TOKEN_TTL, ID_TOKEN_TTL) + CLOCK_SKEW_SECONDS;
+/** Device flow (RFC 8628 §3.2): the person has this long to enter the user code and sign in; ten
+ * minutes is oidc-provider's default and leaves a guesser little time (see src/oidc/device-flow.ts). */
+export const DEVICE_CODE_TTL = 600;
+/** Seconds a command line waits between two polls of /token (RFC 8628 §3.2 `interval`, its default). */
+export const DEVICE_POLL_INTERVAL = 5;
+/** An expired device code stays readable this long, so a late poll hears `expired_token` (RFC
+ * 8628 §3.5) rather than "not found"; oidc-provider checks the code's own `exp`. */
+export const DEVICE_CODE_EXPIRED_GRACE = 600;

@@ -12,13 +12,14 @@ import { renderErrorPage } from './error-page.ts';
 import { accountTokenClaimsHook, findAccountHook } from './account-hooks.ts';
 import { rpInitiatedLogout } from './logout.ts';
 import { ACR_VALUES, requestedAcr, satisfiesAcr } from './acr.ts';
-import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL } from './lifetimes.ts';
+import { ACCESS_TOKEN_TTL, AUTHORIZATION_CODE_TTL, DEVICE_CODE_TTL, ID_TOKEN_TTL, INTERACTION_TTL } from './lifetimes.ts';
 import type { Db } from '../db/handle.ts';
 import { expiresWithSession, extendOnRefresh, sessionTtl, type SessionLimits } from './session-lifetime.ts';
 import { accessTokenChecker, GRANT_CLAIM } from './access-token.ts';
 import { introspectJwtAccessTokens, introspectionFeature } from './introspection.ts';
 import { allowFormPostToRedirectUri } from './form-post.ts';
 import { clientCertificate, clientCertificateAuthorized, DPOP_ALGORITHMS, dpopFeature, type DpopSettings } from './dpop.ts';
+import { deviceFlowFeature, type DeviceFlowHooks } from './device-flow.ts';
 import { AUDIT_APPEND } from '../authz/model.ts';
 import { registerTokenExchange } from './token-exchange.ts';
 import { isAgentId } from '../agents/agents.service.ts';
@@ -46,6 +47,8 @@ export interface ProviderDeps {
   delegation?: { maxTtl: number; maxDepth: number };
   /** Where token exchanges are audited. */
   audit?: AuditSink;
+  /** The device flow's wrong-user-code counting (src/oidc/device-flow.ts). */
+  deviceFlow?: DeviceFlowHooks;
 }
 
 /** Requested acr_values the session does not meet force a new sign-in (OIDC Core §3.1.2.1). */
@@ -107,6 +110,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       AuthorizationCode: AUTHORIZATION_CODE_TTL,
       IdToken: ID_TOKEN_TTL,
       Interaction: INTERACTION_TTL,
+      DeviceCode: DEVICE_CODE_TTL,
       // A grant belongs to one session, which ends by GATEHOUSE_SESSION_MAX_TTL at the latest.
       Grant: deps.session.maxTtl,
       Session: (_ctx, session) => sessionTtl(deps.session, session as { loginTs?: number }),
@@ -127,6 +131,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
       dPoP: dpopFeature(deps.dpop ?? {}),
       pushedAuthorizationRequests: { enabled: false },
       rpInitiatedLogout,
+      // Command lines sign in with RFC 8628 (./device-flow.ts); logout tokens go through Gatehouse's
+      // own outbox and sender (./backchannel-logout.ts), the feature only accepts the client metadata.
+      deviceFlow: deviceFlowFeature(deps.deviceFlow),
+      backchannelLogout: { enabled: true },
       mTLS: {
         enabled: true,
         tlsClientAuth: true,

@@ -38,6 +38,7 @@ export function attachRateLimits(p: Provider, deps: { limits: RateLimits; client
   });
   p.on('introspection.error', (ctx, err) => unauthenticated(ctx, err) && count('introspection', ctx));
   p.on('revocation.error', (ctx, err) => unauthenticated(ctx, err) && count('revocation', ctx));
+  p.on('device_authorization.error', (ctx, err) => unauthenticated(ctx, err) && count('device', ctx));
   // Errors oidc-provider cannot send back to a client (unknown client, unregistered redirect URI).
   p.on('authorization.error', (ctx, err: any) => {
     if (['invalid_client', 'invalid_redirect_uri'].includes(err?.error) || !ctx.oidc?.client) count('authorization', ctx);

@@ -1,6 +1,8 @@
 // A person's sign-in sessions, as oidc-provider stores them (model 'Session').
 import { deleteSessionByUid, listSessionRows } from '../accounts/accounts.repository.ts';
 import type { Db } from '../db/handle.ts';
+import { inTransaction } from '../db/transaction.ts';
+import { enqueueAccountSessions } from '../oidc/backchannel-logout.repository.ts';
 
 export interface SessionInfo {
   /** The session's uid: shown and used to end it (the row id is the cookie's value, kept private). */
@@ -27,7 +29,13 @@ export async function listSessions(db: Db, accountId: string, currentUid: string
     .sort((a, b) => (b.signedInAt?.getTime() ?? 0) - (a.signedInAt?.getTime() ?? 0));
 }
 
-/** End one of the person's sessions; its refresh tokens (bound to the session) stop working. */
+/**
+ * End one of the person's sessions; its refresh tokens (bound to the session) stop working, and
+ * its clients hear it by back-channel logout.
+ */
 export function endSession(db: Db, accountId: string, uid: string): Promise<boolean> {
-  return deleteSessionByUid(db, accountId, uid);
+  return inTransaction(db, async (trx) => {
+    await enqueueAccountSessions(trx, accountId, 'session_ended', { sessionUid: uid });
+    return deleteSessionByUid(trx, accountId, uid);
+  });
 }

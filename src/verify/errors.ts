@@ -32,6 +32,7 @@ export const VERIFY_ERROR_CODES = [
   'unsupported_confirmation', // cnf holds no confirmation method this verifier can check
   'delegated_token', // { allowDelegated: false }: an agent acting for the person (`act`) where only the person may act (403)
   'actor_token', // an agent's own actor token (client_id agt_…, no `act`): it proves an identity in a token exchange, it grants nothing
+  'replayed', // verifyLogoutToken: a logout token whose jti was already accepted (Back-Channel Logout 1.0 §2.6)
 ] as const;
 
 export type VerifyErrorCode = (typeof VERIFY_ERROR_CODES)[number];

@@ -7,8 +7,10 @@ import { introspector, type IntrospectionOptions } from './online.ts';
 import { checkSenderConstraint } from './sender-constraint.ts';
 import { dpopChecker, type DpopProofInput, type DpopVerifierOptions } from './dpop.ts';
 import type { CertificateInput } from './mtls.ts';
+import { logoutTokenVerifier, type LogoutTokenClaims } from './logout.ts';
 
 export type { IntrospectionOptions } from './online.ts';
+export { LOGOUT_EVENT, type LogoutTokenClaims } from './logout.ts';
 
 export { can, hasRole, parseClaims, type AccessTokenClaims, type Confirmation } from './claims.ts';
 export { actingAgent, actorChain, isDelegated, type ActorClaim } from './delegation.ts';
@@ -52,6 +54,12 @@ export interface VerifierOptions {
   introspection?: IntrospectionOptions;
   /** DPoP proof checks (`verify(token, { dpop })`): algorithms, proof age, replay cache size. */
   dpop?: DpopVerifierOptions;
+  /** This service's client id at Gatehouse: the `aud` of the logout tokens it receives (`verifyLogoutToken`). */
+  clientId?: string;
+  /** verifyLogoutToken: how old (by `iat`) a logout token may be, seconds. Default 120. */
+  logoutTokenMaxAgeSeconds?: number;
+  /** verifyLogoutToken: how many accepted `jti`s are remembered against replay. Default 10000. */
+  logoutReplayCacheSize?: number;
 }
 
 export interface VerifyOptions {
@@ -71,6 +79,12 @@ export interface VerifyOptions {
 export interface Verifier {
   /** Resolves to the typed claims, or rejects with a VerifyError. */
   verify(token: string, options?: VerifyOptions): Promise<AccessTokenClaims>;
+  /**
+   * Back-Channel Logout 1.0 §2.6: the `logout_token` POSTed to this service's
+   * backchannel_logout_uri. Resolves to its claims (drop whatever belongs to `sid`, or to every
+   * session of `sub`), or rejects with a VerifyError (answer 400). Needs the `clientId` option.
+   */
+  verifyLogoutToken(token: string): Promise<LogoutTokenClaims>;
 }
 
 // RFC 9068 §4: the token MUST be rejected when alg is none; HS* with a public key as the shared
@@ -128,8 +142,23 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const getKey = keyResolver(options);
   const checkDpop = dpopChecker(options.dpop, clockTolerance);
   const isActive = options.introspection ? introspector(options.issuer, options.introspection, checkedUrl) : null;
+  const verifyLogout = options.clientId
+    ? logoutTokenVerifier({
+        issuer: options.issuer,
+        clientId: options.clientId,
+        algorithms,
+        clockTolerance,
+        getKey,
+        maxAgeSeconds: options.logoutTokenMaxAgeSeconds,
+        replayCacheSize: options.logoutReplayCacheSize,
+      })
+    : null;
 
   return {
+    verifyLogoutToken(token: string): Promise<LogoutTokenClaims> {
+      if (!verifyLogout) return Promise.reject(new TypeError('verifyLogoutToken needs the clientId option'));
+      return verifyLogout(token);
+    },
     async verify(token: string, verifyOptions: VerifyOptions = {}): Promise<AccessTokenClaims> {
       if (typeof token !== 'string' || token === '') throw new VerifyError('malformed', 'no token');
       if (verifyOptions.online && !isActive) throw new TypeError('verify(token, { online: true }) needs the introspection option');

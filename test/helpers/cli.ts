@@ -6,11 +6,15 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const BIN = path.resolve('bin/gatehouse.js');
 
-export async function gatehouse(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function gatehouse(
+  args: string[],
+  env: Record<string, string>,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
       env: { PATH: process.env.PATH ?? '', ...env },
-      timeout: 60_000,
+      timeout: opts.timeoutMs ?? 60_000,
     });
     return { code: 0, stdout, stderr };
   } catch (err: any) {

@@ -2,7 +2,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { Writable } from 'node:stream';
-import { createGatehouse, type Gatehouse } from '../../src/app.ts';
+import { createGatehouse, type Gatehouse, type StartOptions } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { freshDb, type Backend, type TestDb } from './db.ts';
@@ -31,7 +31,7 @@ export interface TestServer {
 export async function startServer(
   backend: Backend,
   extraEnv: Record<string, string> = {},
-  opts: { testDb?: TestDb; pollMs?: number; auditQueueMax?: number } = {},
+  opts: { testDb?: TestDb; pollMs?: number; auditQueueMax?: number; backchannelLogout?: StartOptions['backchannelLogout'] } = {},
 ): Promise<TestServer> {
   const testDb = opts.testDb ?? (await freshDb(backend));
   const port = await freePort();
@@ -58,6 +58,7 @@ export async function startServer(
     log: createLogger('debug', sink),
     pollMs: opts.pollMs ?? 200,
     auditQueueMax: opts.auditQueueMax,
+    backchannelLogout: opts.backchannelLogout,
   });
   await gatehouse.listen();
   return {

@@ -139,8 +139,12 @@ describe.each(BACKENDS)('Basic OP conformance (%s)', (backend) => {
       'authorization_code',
       'client_credentials',
       'refresh_token',
+      'urn:ietf:params:oauth:grant-type:device_code',
       'urn:ietf:params:oauth:grant-type:token-exchange',
     ]);
+    // Command lines (RFC 8628) and back-channel logout (test/oidc/device-flow.test.ts, backchannel-logout.test.ts).
+    expect(d.device_authorization_endpoint).toBe(`${s.url}/device/auth`);
+    expect(d).toMatchObject({ backchannel_logout_supported: true, backchannel_logout_session_supported: true });
     expect(d.scopes_supported).toEqual(['openid', 'offline_access', 'email', 'agents']);
     expect(d.token_endpoint_auth_methods_supported).toEqual([
       'client_secret_basic',
