@@ -60,7 +60,13 @@ describe.each(BACKENDS)('client credentials on %s', (backend) => {
     expect(meta.jwks_uri).toBe(`${s.url}/jwks`);
     expect(meta.response_types_supported).toEqual(['code']);
     expect(new Set(meta.grant_types_supported)).toEqual(
-      new Set(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange']),
+      new Set([
+        'authorization_code',
+        'refresh_token',
+        'client_credentials',
+        'urn:ietf:params:oauth:grant-type:device_code',
+        'urn:ietf:params:oauth:grant-type:token-exchange',
+      ]),
     );
     expect(new Set(meta.token_endpoint_auth_methods_supported)).toEqual(
       new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none']),
