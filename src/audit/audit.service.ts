@@ -296,6 +296,8 @@ export class AuditQueue {
         take++;
       }
       const batch = this.#pending.splice(0, take);
+      // The bound is on events waiting, as before ingestion: a batch in flight no longer counts.
+      this.#pendingEvents -= events;
       try {
         const results = await this.#db.transaction().execute((trx) =>
           appendGroupsLocked(
@@ -310,8 +312,6 @@ export class AuditQueue {
         });
       } catch (err) {
         for (const p of batch) p.reject(err);
-      } finally {
-        this.#pendingEvents -= events;
       }
     }
   }

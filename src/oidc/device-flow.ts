@@ -101,6 +101,21 @@ export function devicePollLimiter(db: Connection): RateLimiterAbstract {
  * up at /token (DeviceCode.find), before the code's state is read.
  */
 export function attachDevicePolling(provider: Provider, polls: RateLimiterAbstract): void {
+  // The code-entry form posts application/x-www-form-urlencoded. Anything else at POST /device
+  // (found by test/server/fuzz.security.test.ts): oidc-provider's body parser refuses it, and its
+  // error path then tries to persist a session that was never saved and answers a bare 500.
+  // Refused here first, as the 400 it is, with the code-entry page to start again.
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && ctx.path === '/device' && !ctx.is('application/x-www-form-urlencoded')) {
+      const { deviceCodePage } = await import('../../views/device.ts');
+      ctx.status = 400;
+      ctx.set('cache-control', 'no-store');
+      ctx.type = 'html';
+      ctx.body = deviceCodePage({ xsrf: '', error: 'The form could not be read. Open this page again and enter the code.' });
+      return;
+    }
+    await next();
+  });
   provider.use(async (ctx, next) => {
     await next();
     const oidc = (ctx as KoaContextWithOIDC).oidc;

@@ -406,6 +406,20 @@ describe('fuzzing every public endpoint', () => {
     }
   });
 
+  // Found by this fuzzer: oidc-provider answered a bare 500 to a code-entry post that was not a form.
+  it('answers a device code entry that is not a form with 400 and the code-entry page', async () => {
+    for (const contentType of ['application/json', 'multipart/form-data; boundary=x', 'text/plain']) {
+      const res = await send(s.url, {
+        method: 'POST',
+        path: '/device',
+        headers: { 'content-type': contentType },
+        body: Buffer.from('{"user_code":"x"}'),
+      });
+      expect(res.status, contentType).toBe(400);
+      expect(res.text).toContain('The form could not be read');
+    }
+  });
+
   it('answers what the HTTP parser refuses (headers over 16 KiB) with a JSON reason, and no body to HEAD', async () => {
     const long = `/auth?x=${'a'.repeat(20_000)}`;
     const get = await send(s.url, { method: 'GET', path: long, headers: {}, body: null });
