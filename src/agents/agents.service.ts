@@ -8,7 +8,7 @@ import { isRole } from '../authz/model.ts';
 import { isCeilingPermission } from './narrowing.ts';
 import * as clientsRepo from '../clients/clients.repository.ts';
 import { hashClientSecret, newClientSecret } from '../clients/secret.ts';
-import { DEFAULT_SECRET_OVERLAP_SECONDS, rotateClientSecret } from '../clients/clients.service.ts';
+import { DEFAULT_SECRET_OVERLAP_SECONDS, displayName, publicJwks, rotateClientSecret } from '../clients/clients.service.ts';
 import { DEFAULT_CLIENT_TOKEN_REQUESTS_PER_MINUTE, MAX_CLIENT_TOKEN_REQUESTS_PER_MINUTE } from '../clients/rate-limit.ts';
 import { bumpVersion } from '../db/change-feed.ts';
 import type { Db } from '../db/handle.ts';
@@ -28,22 +28,9 @@ function newAgentId(): string {
   return `${AGENT_ID_PREFIX}${crypto.randomBytes(15).toString('base64url')}`;
 }
 
-const publicJwks = z.object({
-  keys: z
-    .array(z.record(z.string(), z.unknown()))
-    .min(1)
-    .max(10)
-    .refine((keys) => keys.every((k) => typeof k.kty === 'string' && k.d === undefined && k.k === undefined), 'must hold public keys only'),
-});
-
 const createSchema = z
   .object({
-    name: z
-      .string()
-      .trim()
-      .min(1, 'name is required')
-      .max(100, 'name must be at most 100 characters')
-      .regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
+    name: displayName,
     permissions: z
       .array(
         z

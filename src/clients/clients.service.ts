@@ -64,7 +64,16 @@ const logoutUri = z
     }
   }, 'must be an absolute http(s) URL without a fragment or credentials');
 
-const publicJwks = z.object({
+/** The name shown on the sign-in page and in the audit log, for a client or an agent. */
+export const displayName = z
+  .string()
+  .trim()
+  .min(1, 'name is required')
+  .max(100, 'name must be at most 100 characters')
+  .regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters');
+
+/** A client's or agent's public keys for private_key_jwt (never a private or symmetric key). */
+export const publicJwks = z.object({
   keys: z
     .array(z.record(z.string(), z.unknown()))
     .min(1)
@@ -74,12 +83,7 @@ const publicJwks = z.object({
 
 const createSchema = z
   .object({
-    name: z
-      .string()
-      .trim()
-      .min(1, 'name is required')
-      .max(100, 'name must be at most 100 characters')
-      .regex(/^[^\p{Cc}]+$/u, 'name must not contain control characters'),
+    name: displayName,
     grants: z
       .array(z.enum(['client_credentials', 'authorization_code', 'refresh_token', 'device_code', 'token_exchange']))
       .min(1, 'at least one grant is required'),
