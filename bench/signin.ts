@@ -144,7 +144,7 @@ export async function runSignInBench(opts: { durationMs?: number; concurrency?: 
     };
     await run(1500, false);
     const started = Date.now();
-    await run(durationMs, true);
+    await server.profile(() => run(durationMs, true));
     const elapsed = (Date.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
     const argon2PerSec = await argon2Rate(3000);

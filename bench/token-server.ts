@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import inspector from 'node:inspector/promises';
 import Provider from 'oidc-provider';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createGatehouse } from '../src/app.ts';
@@ -131,8 +132,25 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
 const started = kind === 'floor' ? await floor() : await gatehouse(kind as 'postgres' | 'pglite');
 const { stop: _stop, ...info } = started as typeof started & { stop: unknown };
 process.stdout.write(JSON.stringify(info) + '\n');
+// BENCH_CPU_PROF: the parent profiles only the measured window ('prof-start' … 'prof-stop').
+let profiler: inspector.Session | null = null;
 process.on('message', async (msg) => {
   if (msg === 'rss') process.send!({ rss: process.memoryUsage().rss });
+  if (msg === 'prof-start') {
+    profiler = new inspector.Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+    process.send!({ profiling: true });
+  }
+  if (msg === 'prof-stop' && profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    const file = path.join(process.env.BENCH_CPU_PROF!, `${kind}-${process.pid}.cpuprofile`);
+    fs.writeFileSync(file, JSON.stringify(profile));
+    profiler.disconnect();
+    profiler = null;
+    process.send!({ profile: file });
+  }
   if (msg === 'stop') {
     await started.stop();
     process.exit(0);

@@ -31,8 +31,8 @@ export interface TokenBenchRow {
 export async function startChild(kind: string, people = 0, env: Record<string, string> = {}) {
   const port = await freePort();
   const script = fileURLToPath(new URL('./token-server.ts', import.meta.url));
-  // BENCH_CPU_PROF=dir writes a V8 CPU profile of the server (for tuning, not for figures).
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  // BENCH_CPU_PROF=dir: V8 CPU profiles of the servers' measured windows (profile(); for tuning, not for figures).
+  const prof: string[] = [];
   const args = [...prof, script, kind, String(port), String(people)];
   const child = hasTaskset()
     ? spawn('taskset', ['-c', env.BENCH_CPU ?? '0', process.execPath, ...args], {
@@ -64,6 +64,30 @@ export async function startChild(kind: string, people = 0, env: Record<string, s
         child.once('message', (m: any) => resolve(m.rss));
         child.send('rss');
       }),
+    /** Profile what `during` makes the server do, into BENCH_CPU_PROF (a no-op without it). */
+    profile: async <T>(during: () => Promise<T>): Promise<T> => {
+      if (!process.env.BENCH_CPU_PROF) return during();
+      const reply = (want: string) =>
+        new Promise<any>((resolve) => {
+          const on = (m: any) => {
+            if (m && want in m) {
+              child.off('message', on);
+              resolve(m);
+            }
+          };
+          child.on('message', on);
+        });
+      const started = reply('profiling');
+      child.send('prof-start');
+      await started;
+      try {
+        return await during();
+      } finally {
+        const done = reply('profile');
+        child.send('prof-stop');
+        console.error(`CPU profile: ${(await done).profile}`);
+      }
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
@@ -133,7 +157,7 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < servers.length; i++) {
         const s = servers[i]!;
-        results[i]!.push(await load(s.url, s.client_id, s.client_secret, durationMs, concurrency));
+        results[i]!.push(await s.profile(() => load(s.url, s.client_id, s.client_secret, durationMs, concurrency)));
       }
     }
     const loaded = await Promise.all(servers.map((s) => s.rss()));
