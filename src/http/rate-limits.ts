@@ -2,7 +2,8 @@
 // allowlisting + rate limits"), with counters every instance shares on PostgreSQL and in memory
 // on the single-process embedded database:
 //  - per client at /token: `--rate-limit N` token requests a minute (default 600), counted only
-//    once the client has authenticated, so nobody can spend another client's budget;
+//    once the client has authenticated, so nobody can spend another client's budget; each
+//    instance takes the budget from the shared counter in leases (src/db/leased-counter.ts);
 //  - per address: unauthenticated failures (unknown or wrong client credentials, a client
 //    outside its allowed networks, a dead invitation link, a wrong device-flow user code) at
 //    /token, /auth, /enroll/*, /device, introspection and revocation; once an address is over, it gets 429 at all of them for the
@@ -13,6 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { createCounter } from '../db/rate-limiter.ts';
+import { leasedCounter, type LeasedCounter } from '../db/leased-counter.ts';
 import type { AuditSink } from '../audit/sink.ts';
 import type { Connection } from '../db/connect.ts';
 import type { Logger } from '../log.ts';
@@ -60,11 +62,12 @@ export function createRateLimits(deps: { db: Connection; audit: AuditSink; log: 
   const addressPoints = deps.addressFailuresPerMinute ?? ADDRESS_FAILURES_PER_MINUTE;
   const addressFailures = limiter(deps.db, 'unauth_address', addressPoints);
   const blocked = new Map<string, number>();
-  const perLimit = new Map<number, RateLimiterAbstract>();
-  // One counter per client whatever its limit (one key prefix), so a changed limit keeps the count.
+  const perLimit = new Map<number, LeasedCounter>();
+  // One counter per client whatever its limit (one key prefix), so a changed limit keeps the count;
+  // taken in leases (src/db/leased-counter.ts) so that a token does not cost a database write.
   const clientLimiter = (points: number) => {
     let l = perLimit.get(points);
-    if (!l) perLimit.set(points, (l = limiter(deps.db, 'token_client', points)));
+    if (!l) perLimit.set(points, (l = leasedCounter(limiter(deps.db, 'token_client', points))));
     return l;
   };
 
@@ -114,7 +117,7 @@ export function createRateLimits(deps: { db: Connection; audit: AuditSink; log: 
     async clientToken(clientId, limit, ip, requestId) {
       let verdict: { wait: number; tripped: boolean };
       try {
-        verdict = await take(clientLimiter(limit), clientId);
+        verdict = await clientLimiter(limit).take(clientId);
       } catch (err) {
         // Both the database and the insurance failed: issue rather than refuse (the limit is
         // a brake on a leaked secret, not an authorization decision).

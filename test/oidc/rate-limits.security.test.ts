@@ -164,6 +164,30 @@ describe('rate limits shared by two instances on postgres', () => {
     expect((await auditRows(a, 'ratelimit.trip')).filter((r) => r.target === c.id)).toHaveLength(trips.length);
     expect(trips.length).toBe(1);
   });
+  it('never lets more than the limit through when two instances are hit in parallel, and audits the trip once', async () => {
+    const c = await service(a, { rateLimit: 40 });
+    await b.gatehouse.refresh();
+    const answers = await Promise.all(Array.from({ length: 120 }, (_, i) => token(i % 2 ? a : b, c.id, c.secret)));
+    const issued = answers.filter((r) => r.status === 200).length;
+    expect(answers.every((r) => r.status === 200 || r.status === 429)).toBe(true);
+    expect(issued).toBeLessThanOrEqual(40);
+    // Leases are a share of what is left, so at most a few points are lost at the edge.
+    expect(issued).toBeGreaterThanOrEqual(30);
+    await b.gatehouse.auditQueue.flush();
+    expect((await auditRows(a, 'ratelimit.trip')).filter((r) => r.target === c.id)).toHaveLength(1);
+  });
+
+  it('takes the budget from the shared counter in leases, not one write per token', async () => {
+    const c = await service(a, { rateLimit: 1000 });
+    for (let i = 0; i < 10; i++) expect((await token(a, c.id, c.secret)).status).toBe(200);
+    const row = await a.gatehouse.db.kysely
+      .selectFrom('rate_limit')
+      .select('points')
+      .where('key', '=', `token_client:${c.id}`)
+      .executeTakeFirstOrThrow();
+    // The first token took one point (to learn the count), the second a lease of 64 that covers the other eight.
+    expect(row.points).toBe(1 + 64);
+  });
 });
 
 describe('bounded audit queue on postgres', () => {
