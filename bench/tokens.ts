@@ -25,6 +25,8 @@ export interface TokenBenchRow {
   errors: number;
   rssIdleMiB: number;
   rssMiB: number;
+  /** Open-loop load at 70 % of this server's own maximum: the rate offered and the latencies seen. */
+  at70: { rate: number; p50ms: number; p99ms: number; errors: number };
 }
 
 /** A server in its own process, pinned to one core (taskset) where the machine allows it. */
@@ -147,6 +149,65 @@ export function pinLoadGenerator(): void {
   if (hasTaskset()) execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 }
 
+/**
+ * An open-loop load: requests are sent on a fixed schedule (`rate` a second) whatever the server
+ * answers, and each latency runs from the request's scheduled time, so a stall shows in the
+ * figures instead of slowing the load down (no coordinated omission).
+ */
+async function openLoop(url: string, id: string, secret: string, rate: number, durationMs: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const target = new URL('/token', url);
+  const auth = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+  const body = 'grant_type=client_credentials';
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const total = Math.floor((rate * durationMs) / 1000);
+  let sent = 0;
+  const inFlight: Array<Promise<void>> = [];
+  const send = (scheduled: number) =>
+    new Promise<void>((resolve) => {
+      const req = http.request(
+        target,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) latencies.push(performance.now() - scheduled);
+            else errors++;
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end(body);
+    });
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && started + (sent * 1000) / rate <= now) {
+        inFlight.push(send(started + (sent * 1000) / rate));
+        sent++;
+      }
+      if (sent >= total) resolve();
+      else setImmediate(tick);
+    };
+    tick();
+  });
+  await Promise.all(inFlight);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  return { rate, p50ms: pct(0.5), p99ms: pct(0.99), errors };
+}
+
 export async function runTokenBench(opts: { durationMs?: number; concurrency?: number; rounds?: number } = {}): Promise<TokenBenchRow[]> {
   pinLoadGenerator();
   const durationMs = opts.durationMs ?? 3000;
@@ -167,15 +228,25 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
       }
     }
     const loaded = await Promise.all(servers.map((s) => s.rss()));
+    const medians = kinds.map((_, i) => [...results[i]!].sort((a, b) => a.tokensPerSec - b.tokensPerSec)[Math.floor(rounds / 2)]!);
+    // Then each at 70 % of its own maximum, in the same order, round after round; the median p99 is reported.
+    const at70: Array<Array<Awaited<ReturnType<typeof openLoop>>>> = kinds.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < servers.length; i++) {
+        const s = servers[i]!;
+        at70[i]!.push(await openLoop(s.url, s.client_id, s.client_secret, Math.round(medians[i]!.tokensPerSec * 0.7), durationMs));
+      }
+    }
     return kinds.map((kind, i) => {
-      const sorted = [...results[i]!].sort((a, b) => a.tokensPerSec - b.tokensPerSec);
-      const median = sorted[Math.floor(sorted.length / 2)]!;
+      const median = medians[i]!;
+      const open = [...at70[i]!].sort((a, b) => a.p99ms - b.p99ms);
       return {
         server: kind === 'floor' ? 'bare oidc-provider (floor)' : `Gatehouse on ${kind === 'postgres' ? 'PostgreSQL' : 'PGlite'}`,
         ...median,
         errors: results[i]!.reduce((n, x) => n + x.errors, 0),
         rssIdleMiB: idle[i]! / 2 ** 20,
         rssMiB: loaded[i]! / 2 ** 20,
+        at70: { ...open[Math.floor(rounds / 2)]!, errors: at70[i]!.reduce((n, x) => n + x.errors, 0) },
       };
     });
   } finally {
@@ -189,6 +260,13 @@ export function formatTokenRows(rows: TokenBenchRow[]): string {
   for (const r of rows) {
     lines.push(
       `${r.server.padEnd(30)} ${r.tokensPerSec.toFixed(0).padStart(9)} ${r.p50ms.toFixed(2).padStart(8)} ${r.p99ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${`${r.rssIdleMiB.toFixed(0)} / ${r.rssMiB.toFixed(0)}`.padStart(20)} ${(r.tokensPerSec / floor.tokensPerSec).toFixed(2).padStart(9)}`,
+    );
+  }
+  lines.push('', 'at 70 % of its own maximum (open loop, latency from the scheduled send time, median of the rounds):');
+  lines.push('server                          rate/s   p50 ms   p99 ms  errors  p99 vs floor');
+  for (const r of rows) {
+    lines.push(
+      `${r.server.padEnd(30)} ${String(r.at70.rate).padStart(7)} ${r.at70.p50ms.toFixed(2).padStart(8)} ${r.at70.p99ms.toFixed(2).padStart(8)} ${String(r.at70.errors).padStart(7)} ${(r.at70.p99ms / floor.at70.p99ms).toFixed(2).padStart(13)}`,
     );
   }
   return lines.join('\n');
