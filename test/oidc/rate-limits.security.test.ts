@@ -67,6 +67,15 @@ describe.each(BACKENDS)('rate limits on %s', (backend) => {
     expect(trips[0]).toMatchObject({ actor: c.id, outcome: 'denied', details: { scope: 'client', endpoint: 'token', limit: 3 } });
   });
 
+  it('gives exactly the limit when the budget is taken in leases asked for ahead, and audits the trip once', async () => {
+    const c = await service(s, { rateLimit: 300 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 320; i++) statuses.push((await token(s, c.id, c.secret, { 'x-forwarded-for': '198.51.100.9' })).status);
+    expect(statuses.filter((x) => x === 200)).toHaveLength(300);
+    expect(statuses.slice(300).every((x) => x === 429)).toBe(true);
+    expect((await auditRows(s, 'ratelimit.trip')).filter((r) => r.target === c.id)).toHaveLength(1);
+  });
+
   it('does not let wrong secrets spend a client budget', async () => {
     const c = await service(s, { rateLimit: 2 });
     for (let i = 0; i < 5; i++) expect((await token(s, c.id, 'wrong', { 'x-forwarded-for': '198.51.100.2' })).status).toBe(401);
