@@ -1,5 +1,5 @@
 // Full sign-ins per second without a browser: the authorization request, the password step, the
-// TOTP step, the consent hand-off and the code exchange with PKCE, against Gatehouse pinned to
+// TOTP step, the resumption and the code exchange with PKCE, against Gatehouse pinned to
 // one core. In the same run, the cost of argon2id alone with the same parameters on that core:
 // the floor a sign-in cannot go below, since each one verifies one password.
 import crypto from 'node:crypto';

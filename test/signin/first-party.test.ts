@@ -1,5 +1,6 @@
-// The sign-in's round trips for a first-party client: consent is part of the authorization
-// request itself (src/oidc/first-party-grant.ts), not an extra interaction.
+// The sign-in's round trips: consent is part of the authorization request itself for a
+// first-party client (src/oidc/first-party-grant.ts), not an extra interaction, and the password
+// step answers with the second-factor page rather than a redirect to it.
 import { afterEach, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
@@ -43,7 +44,7 @@ async function grants(s: TestServer) {
   return rows.map((r) => r.payload);
 }
 
-describe('first-party consent', () => {
+describe('sign-in round trips', () => {
   let s: TestServer | undefined;
   afterEach(async () => s?.close());
 
@@ -103,5 +104,33 @@ describe('first-party consent', () => {
     const relogin = await agent.follow(await agent.request(authorizeUrl(other.client_id, { prompt: 'login' }).url));
     expect(relogin.url).toMatch(/\/interaction\//);
     expect((await grants(s)).map((g) => g.clientId)).toEqual([app.client_id]);
+  });
+
+  it('answers a right password with the second-factor page itself; the GET page stays for method switching', async () => {
+    s = await startServer('postgres');
+    const app = await createClient(s.gatehouse.db.kysely, { name: 'app', grants: ['authorization_code'], redirectUris: [REDIRECT] });
+    const person = await createPerson(s, 'alan@example.com');
+    const agent = new HttpAgent(s.url);
+    const page = await agent.follow(await agent.request(authorizeUrl(app.client_id).url));
+    const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
+    const answer = await agent.request(`/interaction/${uid}/login`, {
+      form: { _csrf: formField(page.text, '_csrf')!, email: person.email, password: person.password },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.location).toBeNull();
+    expect(answer.headers.get('cache-control')).toContain('no-store');
+    expect(answer.text).toContain(`action="/interaction/${uid}/totp"`);
+    expect(answer.text).toContain(`data-location="/interaction/${uid}/second-factor"`);
+    // The GET page: the same step, with ?method= switching to a backup code.
+    const backup = await agent.request(`/interaction/${uid}/second-factor?method=backup`);
+    expect(backup.status).toBe(200);
+    expect(backup.text).toContain(`action="/interaction/${uid}/backup-code"`);
+    // The token of the POST answer works for the next step.
+    const done = await agent.follow(
+      await agent.request(`/interaction/${uid}/backup-code`, {
+        form: { _csrf: formField(answer.text, '_csrf')!, code: person.backupCodes[0]! },
+      }),
+    );
+    expect(done.location).toMatch(/^http:\/\/127\.0\.0\.1:9\/callback\?code=/);
   });
 });
