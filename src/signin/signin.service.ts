@@ -15,8 +15,6 @@ export type PasswordStep =
   | { ok: false; reason: 'invalid' | 'disabled' | 'no_second_factor'; actor: string; target: string | null };
 
 export function signInService(db: Db, factors: SecondFactors) {
-  const accountEmail = async (accountId: string) => (await findAccount(db, accountId))?.email ?? '';
-
   return {
     factors,
 
@@ -31,9 +29,8 @@ export function signInService(db: Db, factors: SecondFactors) {
     },
 
     /** The password step of this interaction, if it passed and is still fresh, with the account's email. */
-    async flow(uid: string): Promise<(LoginFlow & { email: string }) | null> {
-      const flow = await findFlow(db, uid);
-      return flow ? { ...flow, email: await accountEmail(flow.accountId) } : null;
+    flow(uid: string): Promise<(LoginFlow & { email: string }) | null> {
+      return findFlow(db, uid);
     },
 
     /**
