@@ -1,5 +1,5 @@
 // Full sign-ins per second without a browser: the authorization request, the password step, the
-// TOTP step, the consent hand-off and the code exchange with PKCE, against Gatehouse pinned to
+// TOTP step, the resumption and the code exchange with PKCE, against Gatehouse pinned to
 // one core. In the same run, the cost of argon2id alone with the same parameters on that core:
 // the floor a sign-in cannot go below, since each one verifies one password.
 import crypto from 'node:crypto';
@@ -68,23 +68,33 @@ export interface SignInBench {
   errors: number;
   /** argon2id verifications per second over sign-ins per second: near 1 means argon2id dominates. */
   share: number;
+  /**
+   * The server's CPU time per sign-in (every thread, argon2id included): unlike the rates, hardly
+   * moved by other load on a shared machine.
+   */
+  serverCpuMsPerSignIn: number;
+  /** CPU time of one argon2id verification, measured the same way. */
+  argon2CpuMs: number;
 }
 
-async function argon2Rate(durationMs: number): Promise<number> {
+type Argon2Figures = { perSec: number; cpuMsPerVerify: number };
+
+async function argon2Rate(durationMs: number): Promise<Argon2Figures> {
   // Measured in a child pinned to the same single core, so both figures are per core.
   const script = fileURLToPath(import.meta.url);
   try {
-    return Number(execFileSync('taskset', ['-c', '0', process.execPath, script, '--argon2', String(durationMs)]).toString());
+    return JSON.parse(execFileSync('taskset', ['-c', '0', process.execPath, script, '--argon2', String(durationMs)]).toString());
   } catch {
     return measureArgon2(durationMs);
   }
 }
 
-async function measureArgon2(durationMs: number): Promise<number> {
+async function measureArgon2(durationMs: number): Promise<Argon2Figures> {
   const hash = await hashPassword(PASSWORD);
   const deadline = Date.now() + durationMs;
   let n = 0;
   const started = Date.now();
+  const cpu = process.cpuUsage();
   // Two at a time, as two concurrent sign-ins would on this core.
   await Promise.all(
     [0, 1].map(async () => {
@@ -94,7 +104,8 @@ async function measureArgon2(durationMs: number): Promise<number> {
       }
     }),
   );
-  return n / ((Date.now() - started) / 1000);
+  const used = process.cpuUsage(cpu);
+  return { perSec: n / ((Date.now() - started) / 1000), cpuMsPerVerify: (used.user + used.system) / 1000 / Math.max(1, n) };
 }
 
 export async function runSignInBench(opts: { durationMs?: number; concurrency?: number } = {}): Promise<SignInBench> {
@@ -144,10 +155,13 @@ export async function runSignInBench(opts: { durationMs?: number; concurrency?: 
     };
     await run(1500, false);
     const started = Date.now();
+    const cpuBefore = await server.cpuMs();
     await server.profile(() => run(durationMs, true));
+    const cpuDuring = (await server.cpuMs()) - cpuBefore;
     const elapsed = (Date.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
-    const argon2PerSec = await argon2Rate(3000);
+    const argon2 = await argon2Rate(3000);
+    const argon2PerSec = argon2.perSec;
     const signInsPerSec = latencies.length / elapsed;
     return {
       signInsPerSec,
@@ -156,6 +170,8 @@ export async function runSignInBench(opts: { durationMs?: number; concurrency?: 
       argon2PerSec,
       errors,
       share: signInsPerSec / argon2PerSec,
+      serverCpuMsPerSignIn: cpuDuring / Math.max(1, latencies.length),
+      argon2CpuMs: argon2.cpuMsPerVerify,
     };
   } finally {
     await server.stop();
@@ -167,11 +183,12 @@ export function formatSignIn(r: SignInBench): string {
     `full sign-ins (password + TOTP + code exchange), Gatehouse on PostgreSQL, one core: ${r.signInsPerSec.toFixed(1)}/s  p50 ${r.p50ms.toFixed(0)} ms  p99 ${r.p99ms.toFixed(0)} ms  errors ${r.errors}`,
     `argon2id verifications alone (m=19456 KiB, t=2, p=1), same core:                 ${r.argon2PerSec.toFixed(1)}/s`,
     `sign-ins / argon2id ceiling: ${r.share.toFixed(2)} (1.00 would mean argon2id is the whole cost)`,
+    `server CPU per sign-in (every thread, argon2id included): ${r.serverCpuMsPerSignIn.toFixed(1)} ms; argon2id alone ${r.argon2CpuMs.toFixed(1)} ms: ${(r.argon2CpuMs / r.serverCpuMsPerSignIn).toFixed(2)} (less moved by other load than the rates)`,
   ].join('\n');
 }
 
 if (process.argv[2] === '--argon2') {
-  process.stdout.write(String(await measureArgon2(Number(process.argv[3]))));
+  process.stdout.write(JSON.stringify(await measureArgon2(Number(process.argv[3]))));
 } else if (import.meta.main) {
   console.log(formatSignIn(await runSignInBench()));
 }

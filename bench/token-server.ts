@@ -136,6 +136,8 @@ process.stdout.write(JSON.stringify(info) + '\n');
 let profiler: inspector.Session | null = null;
 process.on('message', async (msg) => {
   if (msg === 'rss') process.send!({ rss: process.memoryUsage().rss });
+  // CPU time of the whole process (every thread: argon2id runs in libuv's pool), in µs.
+  if (msg === 'cpu') process.send!({ cpu: process.cpuUsage() });
   if (msg === 'prof-start') {
     profiler = new inspector.Session();
     profiler.connect();

@@ -66,6 +66,18 @@ export async function startChild(kind: string, people = 0, env: Record<string, s
         child.once('message', (m: any) => resolve(m.rss));
         child.send('rss');
       }),
+    /** The server process's CPU time so far (user + system, every thread), in ms. */
+    cpuMs: () =>
+      new Promise<number>((resolve) => {
+        const on = (m: any) => {
+          if (m && 'cpu' in m) {
+            child.off('message', on);
+            resolve((m.cpu.user + m.cpu.system) / 1000);
+          }
+        };
+        child.on('message', on);
+        child.send('cpu');
+      }),
     /** Profile what `during` makes the server do, into BENCH_CPU_PROF (a no-op without it). */
     profile: async <T>(during: () => Promise<T>): Promise<T> => {
       if (!process.env.BENCH_CPU_PROF) return during();

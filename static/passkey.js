@@ -1,5 +1,6 @@
 // Passkey buttons: ask Gatehouse for options, run the ceremony, send the answer back, follow the
-// redirect. No inline script anywhere (CSP); the page's data attributes say where to go.
+// redirect. Also the address of a page that answers a POST (data-location). No inline script
+// anywhere (CSP); the page's data attributes say where to go.
 (function () {
   'use strict';
   var lib = window.SimpleWebAuthnBrowser;
@@ -69,6 +70,10 @@
       });
   }
   document.addEventListener('DOMContentLoaded', function () {
+    // A page that answers a POST (the password step answers with the second-factor page) names its
+    // own GET address: a reload then asks for that page instead of resending the form.
+    var own = document.querySelector('[data-location]');
+    if (own && window.history && window.history.replaceState) window.history.replaceState(null, '', own.getAttribute('data-location'));
     if (!lib || !window.PublicKeyCredential) {
       document.querySelectorAll('[data-passkey-button]').forEach(function (b) {
         b.disabled = true;

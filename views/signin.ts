@@ -43,7 +43,16 @@ ${passkey}
 }
 
 export function secondFactorPage(
-  p: PageContext & { uid: string; method: string; hasTotp: boolean; hasPasskey: boolean; hasBackupCodes: boolean; error?: string },
+  p: PageContext & {
+    uid: string;
+    method: string;
+    hasTotp: boolean;
+    hasPasskey: boolean;
+    hasBackupCodes: boolean;
+    error?: string;
+    /** The page's own address (GET), for the browser's history when it answers a POST (static/passkey.js). */
+    location?: string;
+  },
 ): string {
   const totpForm = html`<form method="post" action="/interaction/${p.uid}/totp" novalidate>
 <input type="hidden" name="_csrf" value="${p.csrf}">
@@ -61,7 +70,7 @@ export function secondFactorPage(
     title: 'Confirm it is you',
     nonce: p.nonce,
     scripts: ['/static/simplewebauthn-browser.js', '/static/passkey.js'],
-    body: html`${alert(p.error)}
+    body: html`${p.location ? html`<div hidden data-location="${p.location}"></div>` : ''}${alert(p.error)}
 ${p.method === 'totp' && p.hasTotp ? totpForm : p.hasBackupCodes || !p.hasTotp ? backupForm : totpForm}
 ${
   p.hasPasskey

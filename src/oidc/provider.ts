@@ -9,6 +9,7 @@ import { ipAllowed } from '../clients/networks.ts';
 import type { KeySet } from '../keys/keys.service.ts';
 import { adapterFactory } from './adapter.ts';
 import { renderErrorPage } from './error-page.ts';
+import { loadFirstPartyGrant } from './first-party-grant.ts';
 import { accountTokenClaimsHook, findAccountHook } from './account-hooks.ts';
 import { rpInitiatedLogout } from './logout.ts';
 import { ACR_VALUES, requestedAcr, satisfiesAcr } from './acr.ts';
@@ -69,6 +70,7 @@ function signInPolicy() {
 export function buildProvider(deps: ProviderDeps): Provider {
   const { audience, clients } = deps;
   const accountTokenClaims = accountTokenClaimsHook(deps.db);
+  const policy = signInPolicy();
 
   const configuration: Configuration = {
     adapter: adapterFactory({ db: deps.db, clients }) as unknown as Configuration['adapter'],
@@ -217,7 +219,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
       return undefined;
     },
     findAccount: findAccountHook(deps.db),
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy },
+    // Every client is first-party: the grant covers what is asked without a consent step (./first-party-grant.ts).
+    loadExistingGrant: loadFirstPartyGrant(policy.get('login')!) as Configuration['loadExistingGrant'],
     renderError: renderErrorPage,
   };
 

@@ -13,10 +13,15 @@
 //    own failures count on that cookie alone, which is refused after 10 in an hour.
 // Points are taken BEFORE the credential is verified and given back when it is right or when the
 // attempt is refused, with the limiters' atomic upserts: a burst of parallel requests cannot all
-// pass a check made before any of them failed (issue 7, point 1).
+// pass a check made before any of them failed (issue 7, point 1). On PostgreSQL the points of one
+// attempt are taken in one statement (one atomic upsert per counter, ./rate-limit.repository.ts)
+// and given back, or forgiven, in one more; a refusal gives back everything but the first counter
+// that refused (in the order address, account or device, pending), which is what taking them one
+// by one and stopping at that counter would leave.
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { createCounter } from '../db/rate-limiter.ts';
 import type { Connection } from '../db/connect.ts';
+import { givePointsBack, takePoints } from './rate-limit.repository.ts';
 
 export const IP_FAILURES_PER_MINUTE = 5;
 export const ACCOUNT_FAILURES_PER_HOUR = 100;
@@ -101,36 +106,83 @@ export function createBruteForce(db: Connection, opts: BruteForceOptions = {}): 
     }
   }
 
+  type Taken = { limiter: RateLimiterAbstract; key: string; consumed: number; msBeforeNext: number };
+
+  /** One point of each counter: one statement on PostgreSQL, the limiters one by one in memory. */
+  async function takeAll(plan: ReadonlyArray<[RateLimiterAbstract, string]>): Promise<Taken[]> {
+    if (!db.pool) {
+      const out: Taken[] = [];
+      for (const [limiter, key] of plan) {
+        const r = await take(limiter, key);
+        out.push({
+          limiter,
+          key,
+          consumed: typeof r === 'number' ? r : r.consumedPoints,
+          msBeforeNext: typeof r === 'number' ? 0 : r.msBeforeNext,
+        });
+        if (typeof r !== 'number') break; // as on PostgreSQL once the others are given back
+      }
+      return out;
+    }
+    const now = Date.now();
+    const rows = await takePoints(
+      db.kysely,
+      plan.map(([limiter, key]) => ({ key: limiter.getKey(key), expire: now + limiter.duration * 1000 })),
+      now,
+    );
+    const byKey = new Map(rows.map((r) => [r.key, r]));
+    return plan.map(([limiter, key]) => {
+      const row = byKey.get(limiter.getKey(key))!;
+      return { limiter, key, consumed: row.points, msBeforeNext: Math.max(0, row.expire - now) };
+    });
+  }
+
+  /** Give back a point of each of `back` and delete `remove`: one statement on PostgreSQL. */
+  async function settle(
+    back: ReadonlyArray<{ limiter: RateLimiterAbstract; key: string }>,
+    remove: ReadonlyArray<[RateLimiterAbstract, string]>,
+  ) {
+    if (back.length === 0 && remove.length === 0) return;
+    if (!db.pool) {
+      await Promise.all([...back.map((t) => refund(t.limiter, t.key)), ...remove.map(([limiter, key]) => limiter.delete(key))]);
+      return;
+    }
+    await givePointsBack(
+      db.kysely,
+      back.map((t) => t.limiter.getKey(t.key)),
+      remove.map(([limiter, key]) => limiter.getKey(key)),
+      Date.now(),
+    );
+  }
+
   async function attempt(s: Subject): Promise<Attempt> {
-    const taken: Array<{ limiter: RateLimiterAbstract; key: string; consumed: number }> = [];
     const plan: Array<[RateLimiterAbstract, string]> = [[ipFailures, s.ip]];
     if (s.device) plan.push([deviceFailures, s.device]);
     else plan.push([accountFailures, s.accountKey], [pending, s.accountKey]);
-    for (const [limiter, key] of plan) {
-      const r = await take(limiter, key);
-      if (typeof r === 'number') {
-        taken.push({ limiter, key, consumed: r });
-        continue;
-      }
-      await Promise.all(taken.map((t) => refund(t.limiter, t.key)));
-      const [points, scope] = limits.get(limiter)!;
-      return { allowed: false, retryAfterSeconds: seconds(r.msBeforeNext), scope, firstRefusal: r.consumedPoints === points + 1 };
+    const results = await takeAll(plan);
+    const refused = results.findIndex((r) => r.consumed > r.limiter.points);
+    if (refused >= 0) {
+      const r = results[refused]!;
+      // The refusing counter keeps its point (how its first refusal in a window is recognised).
+      await settle(
+        results.filter((_, i) => i !== refused),
+        [],
+      );
+      const [points, scope] = limits.get(r.limiter)!;
+      return { allowed: false, retryAfterSeconds: seconds(r.msBeforeNext), scope, firstRefusal: r.consumed === points + 1 };
     }
+    const taken = results.map(({ limiter, key, consumed }) => ({ limiter, key, consumed }));
     let heldDelaySlot = false;
     const inFlightOrFailed = taken.find((t) => t.limiter === pending)?.consumed ?? 0;
     if (inFlightOrFailed > FREE_CONSECUTIVE_FAILURES + 1) {
       const r = await take(delay, s.accountKey);
       if (typeof r !== 'number') {
-        await Promise.all(taken.map((t) => refund(t.limiter, t.key)));
+        await settle(taken, []);
         return { allowed: false, retryAfterSeconds: seconds(r.msBeforeNext), scope: 'account', firstRefusal: false };
       }
       heldDelaySlot = true;
     }
     return { allowed: true, ticket: { subject: s, taken, heldDelaySlot } };
-  }
-
-  async function giveBack(t: Ticket) {
-    await Promise.all([...t.taken.map((x) => refund(x.limiter, x.key)), ...(t.heldDelaySlot ? [delay.delete(t.subject.accountKey)] : [])]);
   }
 
   return {
@@ -145,14 +197,24 @@ export function createBruteForce(db: Connection, opts: BruteForceOptions = {}): 
       }
       return { tripped: t.taken.some((x) => x.consumed === limits.get(x.limiter)?.[0]) };
     },
-    passed: giveBack,
+    passed: (t) => settle(t.taken, t.heldDelaySlot ? [[delay, t.subject.accountKey]] : []),
     async finished(t) {
-      await giveBack(t);
       const { subject: s } = t;
-      if (s.device) await deviceFailures.delete(s.device);
-      // A completed sign-in from an unknown device forgives that path's run; one from a known
-      // device does not, or it would hand an attacker who keeps the account tripped fresh free tries.
-      else await Promise.all([consecutive.delete(s.accountKey), pending.delete(s.accountKey), delay.delete(s.accountKey)]);
+      // The points come back, and the consecutive failures are forgiven: a counter deleted needs no
+      // point back first. A completed sign-in from an unknown device forgives that path's run; one
+      // from a known device does not, or it would hand an attacker who keeps the account tripped fresh free tries.
+      const remove: Array<[RateLimiterAbstract, string]> = s.device
+        ? [[deviceFailures, s.device], ...(t.heldDelaySlot ? [[delay, s.accountKey] as [RateLimiterAbstract, string]] : [])]
+        : [
+            [consecutive, s.accountKey],
+            [pending, s.accountKey],
+            [delay, s.accountKey],
+          ];
+      const removed = new Set(remove.map(([limiter, key]) => limiter.getKey(key)));
+      await settle(
+        t.taken.filter((x) => !removed.has(x.limiter.getKey(x.key))),
+        remove,
+      );
     },
     async peek(s) {
       const blockedFor = async (limiter: RateLimiterAbstract, key: string) => {

@@ -9,8 +9,15 @@ export async function upsertFlow(db: Db, uid: string, row: { account_id: string;
     .execute();
 }
 
+/** The live flow with its account's email (null if the account is gone), in one query. */
 export function findLiveFlow(db: Db, uid: string, now: Date) {
-  return db.selectFrom('login_flow').selectAll().where('uid', '=', uid).where('expires_at', '>', now).executeTakeFirst();
+  return db
+    .selectFrom('login_flow')
+    .leftJoin('account', 'account.id', 'login_flow.account_id')
+    .select(['login_flow.uid', 'login_flow.account_id', 'login_flow.amr', 'account.email'])
+    .where('login_flow.uid', '=', uid)
+    .where('login_flow.expires_at', '>', now)
+    .executeTakeFirst();
 }
 
 export async function deleteFlow(db: Db, uid: string): Promise<void> {

@@ -17,9 +17,10 @@ export async function startFlow(db: Db, uid: string, accountId: string, amr: str
   });
 }
 
-export async function findFlow(db: Db, uid: string): Promise<LoginFlow | null> {
+/** The flow and its account's email ('' if the account is gone). */
+export async function findFlow(db: Db, uid: string): Promise<(LoginFlow & { email: string }) | null> {
   const row = await repo.findLiveFlow(db, uid, new Date());
-  return row ? { uid: row.uid, accountId: row.account_id, amr: row.amr } : null;
+  return row ? { uid: row.uid, accountId: row.account_id, amr: row.amr, email: row.email ?? '' } : null;
 }
 
 export function endFlow(db: Db, uid: string): Promise<void> {

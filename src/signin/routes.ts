@@ -8,6 +8,7 @@ import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { normalizeEmail } from '../accounts/email.ts';
 import type { CodeFactor } from '../mfa/strategy.ts';
+import type { FactorSummary } from '../mfa/factors.ts';
 import { isGatehouseError } from '../errors.ts';
 import { allowFormRedirectTo } from '../http/security-headers.ts';
 import type { Csrf } from '../http/csrf.ts';
@@ -100,8 +101,9 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
     accountId: string,
     requested: string | undefined,
     retry?: { factor: CodeFactor; error: string },
+    known?: FactorSummary,
   ) {
-    const { method, summary: f } = await service.secondFactorPage(accountId, requested, retry?.factor);
+    const { method, summary: f } = await service.secondFactorPage(accountId, requested, retry?.factor, known);
     const error = retry?.error;
     const status = retry ? 401 : 200;
     page(
@@ -110,6 +112,7 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       secondFactorPage({
         ...pageContext(ctx),
         uid: d.uid,
+        location: `/interaction/${d.uid}/second-factor`,
         method,
         hasTotp: f.totp,
         hasPasskey: f.passkeys > 0,
@@ -268,8 +271,10 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       return signIn(ctx, d, { error: message, email }, 401);
     }
     await deps.bruteForce.passed(ticket);
-    ctx.redirect(`/interaction/${d.uid}/second-factor`);
-    ctx.status = 303;
+    // The second-factor page itself, not a redirect to it: one round trip less. The page carries a
+    // fresh CSRF token and tells the browser its address is GET …/second-factor (data-location,
+    // static/passkey.js), so a reload asks that page again rather than resending the password.
+    await secondFactor(ctx, d, result.accountId, undefined, undefined, result.factors);
   });
 
   router.get('/interaction/:uid/second-factor', async (ctx) => {

@@ -4,18 +4,17 @@
 import { authenticatePassword, findAccount, recordSignIn } from '../accounts/accounts.service.ts';
 import type { SecondFactors } from '../mfa/registry.ts';
 import type { CodeCheck, CodeFactor } from '../mfa/strategy.ts';
+import type { FactorSummary } from '../mfa/factors.ts';
 import { acrFor, requestedAcr, satisfiesAcr } from '../oidc/acr.ts';
 import { endFlow, findFlow, startFlow, type LoginFlow } from './login-flow.ts';
 import type { Db } from '../db/handle.ts';
 
 /** A failure names the existing account the email belongs to as `target` (audit only; the page says nothing different). */
 export type PasswordStep =
-  | { ok: true; accountId: string }
+  | { ok: true; accountId: string; factors: FactorSummary }
   | { ok: false; reason: 'invalid' | 'disabled' | 'no_second_factor'; actor: string; target: string | null };
 
 export function signInService(db: Db, factors: SecondFactors) {
-  const accountEmail = async (accountId: string) => (await findAccount(db, accountId))?.email ?? '';
-
   return {
     factors,
 
@@ -23,24 +22,24 @@ export function signInService(db: Db, factors: SecondFactors) {
     async password(uid: string, email: string, password: unknown): Promise<PasswordStep> {
       const result = await authenticatePassword(db, email, password);
       if (!result.ok) return { ok: false, reason: result.reason, actor: 'anonymous', target: result.accountId };
-      if (!factors.hasAny(await factors.summary(db, result.account.id)))
-        return { ok: false, reason: 'no_second_factor', actor: result.account.id, target: result.account.id };
+      const summary = await factors.summary(db, result.account.id);
+      if (!factors.hasAny(summary)) return { ok: false, reason: 'no_second_factor', actor: result.account.id, target: result.account.id };
       await startFlow(db, uid, result.account.id, ['pwd']);
-      return { ok: true, accountId: result.account.id };
+      return { ok: true, accountId: result.account.id, factors: summary };
     },
 
     /** The password step of this interaction, if it passed and is still fresh, with the account's email. */
-    async flow(uid: string): Promise<(LoginFlow & { email: string }) | null> {
-      const flow = await findFlow(db, uid);
-      return flow ? { ...flow, email: await accountEmail(flow.accountId) } : null;
+    flow(uid: string): Promise<(LoginFlow & { email: string }) | null> {
+      return findFlow(db, uid);
     },
 
     /**
      * What the second-factor page shows: the code factor asked for (if enrolled, else the first
      * enrolled one) and what exists. After a failed code, `retry` names the factor that failed.
+     * `known`: the summary this request already read (the password step), not read again.
      */
-    async secondFactorPage(accountId: string, requested?: string, retry?: CodeFactor) {
-      const summary = await factors.summary(db, accountId);
+    async secondFactorPage(accountId: string, requested?: string, retry?: CodeFactor, known?: FactorSummary) {
+      const summary = known ?? (await factors.summary(db, accountId));
       if (retry) return { method: retry.id, summary };
       const wanted = factors.codeFactors.find((f) => f.id === requested);
       const firstEnrolled = factors.codeFactors.find((f) => f.describe(summary).enrolled) ?? factors.codeFactors.at(-1)!;

@@ -227,6 +227,26 @@ describe('people in the browser: factors and attacks (PostgreSQL)', () => {
     phish.close();
   });
 
+  it('answers the password with the second-factor page at its own address: a reload asks that page, not the password again', async () => {
+    const { s, rp } = ctx;
+    const page = await (await browser.newContext()).newPage();
+    const { nextCode } = await enrollWithTotp(page, s, 'reload@example.com');
+    const posts: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(new URL(r.url()).pathname);
+    });
+    const flow = await signInWithPassword(page, rp, 'reload@example.com');
+    await page.getByLabel('Authentication code').waitFor();
+    expect(new URL(page.url()).pathname).toMatch(/^\/interaction\/[^/]+\/second-factor$/);
+    await page.reload();
+    await page.getByLabel('Authentication code').fill(await nextCode());
+    // One password POST only: the reload was a GET of the second-factor page.
+    expect(posts.filter((p) => p.endsWith('/login'))).toHaveLength(1);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForURL(/127\.0\.0\.1:\d+\/callback/);
+    expect((await rp.finish(new URL(page.url()), flow)).access_token).toBeTruthy();
+  });
+
   it('signs in with a backup code once; the same code is refused after', async () => {
     const { s, rp } = ctx;
     const page = await (await browser.newContext()).newPage();
