@@ -60,6 +60,38 @@ export async function signIn(
   return (await token.json()) as { access_token: string; refresh_token?: string };
 }
 
+/** The floor's sign-in (bench/token-server.ts, signin-floor): the same requests without a form or a second factor. */
+async function floorSignIn(base: string, clientId: string): Promise<void> {
+  const agent = new HttpAgent(base);
+  const verifier = crypto.randomBytes(32).toString('base64url');
+  const params = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: REDIRECT,
+    code_challenge: crypto.createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+    state: 's',
+  });
+  const back = await agent.follow(await agent.request(`/auth?${params}`));
+  const code = new URL(back.location ?? '', base).searchParams.get('code');
+  if (!code) throw new Error(`floor sign-in did not end at the application: ${back.status} ${back.text.slice(0, 500)}`);
+  const token = await fetch(`${base}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: REDIRECT,
+      client_id: clientId,
+      code_verifier: verifier,
+    }),
+  });
+  if (token.status !== 200) throw new Error(`floor code exchange failed: ${token.status} ${await token.text()}`);
+  const body = (await token.json()) as { access_token?: string; id_token?: string; refresh_token?: string };
+  if (!body.access_token || !body.id_token || !body.refresh_token) throw new Error('floor code exchange lacks a token');
+}
+
 export interface SignInBench {
   signInsPerSec: number;
   p50ms: number;
@@ -75,6 +107,44 @@ export interface SignInBench {
   serverCpuMsPerSignIn: number;
   /** CPU time of one argon2id verification, measured the same way. */
   argon2CpuMs: number;
+  /** A bare oidc-provider's sign-in with one argon2id verification, same load (see floorSignIn). */
+  floor: { signInsPerSec: number; serverCpuMsPerSignIn: number };
+}
+
+/** `concurrency` loops of `one` for `ms` on `server`: sign-ins done, latencies, errors, the server's CPU time. */
+async function drive(
+  server: Awaited<ReturnType<typeof startChild>>,
+  one: () => Promise<unknown>,
+  concurrency: number,
+  ms: number,
+  profile: boolean,
+) {
+  const latencies: number[] = [];
+  let errors = 0;
+  const loop = async (until: number, record: boolean) =>
+    Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (Date.now() < until) {
+          const t0 = process.hrtime.bigint();
+          try {
+            await one();
+            if (record) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          } catch (err) {
+            errors++;
+            if (errors === 1) console.error(String(err));
+          }
+        }
+      }),
+    );
+  await loop(Date.now() + 1500, false);
+  const started = Date.now();
+  const cpuBefore = await server.cpuMs();
+  const measured = () => loop(Date.now() + ms, true);
+  await (profile ? server.profile(measured) : measured());
+  const cpuMs = (await server.cpuMs()) - cpuBefore;
+  const elapsed = (Date.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { latencies, errors, perSec: latencies.length / elapsed, cpuMsPerSignIn: cpuMs / Math.max(1, latencies.length) };
 }
 
 type Argon2Figures = { perSec: number; cpuMsPerVerify: number };
@@ -133,45 +203,28 @@ export async function runSignInBench(opts: { durationMs?: number; concurrency?: 
     }
     throw new Error('not enough bench people for this rate');
   };
-  const latencies: number[] = [];
-  let errors = 0;
   try {
-    const run = async (ms: number, record: boolean) => {
-      const deadline = Date.now() + ms;
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          while (Date.now() < deadline) {
-            const t0 = process.hrtime.bigint();
-            try {
-              await signIn(server.url, server.app_client_id!, pick());
-              if (record) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-            } catch (err) {
-              errors++;
-              if (errors === 1) console.error(String(err));
-            }
-          }
-        }),
-      );
-    };
-    await run(1500, false);
-    const started = Date.now();
-    const cpuBefore = await server.cpuMs();
-    await server.profile(() => run(durationMs, true));
-    const cpuDuring = (await server.cpuMs()) - cpuBefore;
-    const elapsed = (Date.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
+    const g = await drive(server, () => signIn(server.url, server.app_client_id!, pick()), concurrency, durationMs, true);
     const argon2 = await argon2Rate(3000);
-    const argon2PerSec = argon2.perSec;
-    const signInsPerSec = latencies.length / elapsed;
+    const floorServer = await startChild('signin-floor');
+    let floor: SignInBench['floor'];
+    try {
+      const f = await drive(floorServer, () => floorSignIn(floorServer.url, floorServer.app_client_id!), concurrency, durationMs, false);
+      if (f.errors) console.error(`floor sign-ins: ${f.errors} errors`);
+      floor = { signInsPerSec: f.perSec, serverCpuMsPerSignIn: f.cpuMsPerSignIn };
+    } finally {
+      await floorServer.stop();
+    }
     return {
-      signInsPerSec,
-      p50ms: latencies[Math.floor(latencies.length * 0.5)] ?? NaN,
-      p99ms: latencies[Math.floor(latencies.length * 0.99)] ?? NaN,
-      argon2PerSec,
-      errors,
-      share: signInsPerSec / argon2PerSec,
-      serverCpuMsPerSignIn: cpuDuring / Math.max(1, latencies.length),
+      signInsPerSec: g.perSec,
+      p50ms: g.latencies[Math.floor(g.latencies.length * 0.5)] ?? NaN,
+      p99ms: g.latencies[Math.floor(g.latencies.length * 0.99)] ?? NaN,
+      argon2PerSec: argon2.perSec,
+      errors: g.errors,
+      share: g.perSec / argon2.perSec,
+      serverCpuMsPerSignIn: g.cpuMsPerSignIn,
       argon2CpuMs: argon2.cpuMsPerVerify,
+      floor,
     };
   } finally {
     await server.stop();
@@ -184,6 +237,7 @@ export function formatSignIn(r: SignInBench): string {
     `argon2id verifications alone (m=19456 KiB, t=2, p=1), same core:                 ${r.argon2PerSec.toFixed(1)}/s`,
     `sign-ins / argon2id ceiling: ${r.share.toFixed(2)} (1.00 would mean argon2id is the whole cost)`,
     `server CPU per sign-in (every thread, argon2id included): ${r.serverCpuMsPerSignIn.toFixed(1)} ms; argon2id alone ${r.argon2CpuMs.toFixed(1)} ms: ${(r.argon2CpuMs / r.serverCpuMsPerSignIn).toFixed(2)} (less moved by other load than the rates)`,
+    `bare oidc-provider sign-in with one argon2id verification (in memory, no second factor, no audit), same core: ${r.floor.signInsPerSec.toFixed(1)}/s = ${(r.floor.signInsPerSec / r.argon2PerSec).toFixed(2)} of argon2id alone; CPU per sign-in ${r.floor.serverCpuMsPerSignIn.toFixed(1)} ms = ${(r.argon2CpuMs / r.floor.serverCpuMsPerSignIn).toFixed(2)}`,
   ].join('\n');
 }
 

@@ -16,7 +16,7 @@ import { createLogger } from '../src/log.ts';
 import { createClient } from '../src/clients/clients.service.ts';
 import { createPgDatabase } from '../test/helpers/db.ts';
 import { createAccount } from '../src/accounts/accounts.service.ts';
-import { hashPassword } from '../src/accounts/password.ts';
+import { hashPassword, verifyPassword } from '../src/accounts/password.ts';
 import { adoptTotpSeed, newTotpSeed } from '../src/mfa/totp.ts';
 
 const kind = process.argv[2];
@@ -25,7 +25,14 @@ const peopleCount = Number(process.argv[4] ?? 0);
 export const BENCH_PASSWORD = 'correct horse battery staple 42';
 const AUDIENCE = 'https://agents.example.com';
 
-async function floor() {
+/**
+ * The floor: a bare oidc-provider. With `signin`, also the floor of a sign-in: a public client
+ * (code + PKCE), an interaction that verifies one argon2id password hash and finishes at once (no
+ * second factor, no database, no audit, consent by loadExistingGrant as Gatehouse does), and the
+ * same tokens at the code exchange (JWT access token for the audience, ID token, refresh token):
+ * what any sign-in built on oidc-provider costs at least, beside the password hash.
+ */
+async function floor(signin = false) {
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
   const rsa = await generateKeyPair('RS256', { extractable: true });
   const secret = crypto.randomBytes(32).toString('base64url');
@@ -36,7 +43,29 @@ async function floor() {
         { ...(await exportJWK(rsa.privateKey)), alg: 'RS256', use: 'sig', kid: 'rs' },
       ] as any,
     },
-    clients: [{ client_id: 'floor', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
+    clients: [
+      { client_id: 'floor', client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+      {
+        client_id: 'floor-app',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1:9/cb'],
+      },
+    ],
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub }) }),
+    issueRefreshToken: () => true,
+    loadExistingGrant: async (ctx: any) => {
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session?.grantIdFor(ctx.oidc.client.clientId);
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      if (!ctx.oidc.session?.accountId) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+      grant.addOIDCScope('openid');
+      grant.addResourceScope(AUDIENCE, 'agents');
+      await grant.save();
+      return grant;
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -55,9 +84,26 @@ async function floor() {
     },
     extraTokenClaims: () => ({ roles: ['operator'], permissions: ['agent:summarizer:inject'] }),
   });
+  if (signin) {
+    const passwordHash = await hashPassword(BENCH_PASSWORD);
+    provider.use(async (ctx, next) => {
+      if (!ctx.path.startsWith('/interaction/')) return next();
+      await provider.interactionDetails(ctx.req, ctx.res);
+      if (!(await verifyPassword(passwordHash, BENCH_PASSWORD))) throw new Error('bench password refused');
+      await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: 'person' } }, { mergeWithLastSubmission: false });
+      ctx.respond = false;
+    });
+  }
   // Silence the library's development warnings (they go to the console, not to the figures).
   await new Promise<void>((resolve) => provider.listen(port, '127.0.0.1', resolve as any).on('listening', resolve));
-  return { url: `http://127.0.0.1:${port}`, client_id: 'floor', client_secret: secret, stop: async () => {} };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    client_id: 'floor',
+    client_secret: secret,
+    app_client_id: 'floor-app',
+    people: [],
+    stop: async () => {},
+  };
 }
 
 async function gatehouse(backend: 'postgres' | 'pglite') {
@@ -129,7 +175,8 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
   };
 }
 
-const started = kind === 'floor' ? await floor() : await gatehouse(kind as 'postgres' | 'pglite');
+const started =
+  kind === 'floor' || kind === 'signin-floor' ? await floor(kind === 'signin-floor') : await gatehouse(kind as 'postgres' | 'pglite');
 const { stop: _stop, ...info } = started as typeof started & { stop: unknown };
 process.stdout.write(JSON.stringify(info) + '\n');
 // BENCH_CPU_PROF: the parent profiles only the measured window ('prof-start' … 'prof-stop').
