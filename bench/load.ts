@@ -17,6 +17,7 @@ import pg from 'pg';
 import { timeStep } from '../src/mfa/totp.ts';
 import { signIn } from './signin.ts';
 import { startChild } from './tokens.ts';
+import { formatMappings, formatMemory, type MemoryReport } from './memory.ts';
 
 const { values: args } = parseArgs({
   options: { seconds: { type: 'string', default: '30' }, instances: { type: 'string', default: '1' } },
@@ -184,6 +185,8 @@ async function main() {
   const elapsed = (Date.now() - started) / 1000;
   clearInterval(sampler);
   const rssEnd = await Promise.all(servers.map((s) => s.rss()));
+  const memoryEnd: MemoryReport[] = [];
+  for (const s of servers) memoryEnd.push(await s.memory());
   for (const s of others) await s.stop();
   await first.stop();
   agent.destroy();
@@ -203,6 +206,8 @@ async function main() {
   console.log(
     `resident memory MiB per instance: start ${rssStart.map(mib).join('/')}, every 5 s ${samples.map((s) => s.map(mib).join('/')).join(' → ')}, end ${rssEnd.map(mib).join('/')}`,
   );
+  for (const [i, m] of memoryEnd.entries()) console.log(`instance ${i + 1} at the end: ${formatMemory(m)}`);
+  if (process.env.BENCH_MEMORY_MAPPINGS) for (const m of memoryEnd) console.log(formatMappings(m));
   console.log(
     `database rows written (inserted + updated + deleted): per sign-in ${rowsPerSignIn.toFixed(1)}, per refresh ${rowsPerRefresh.toFixed(1)}, per client-credentials token ${rowsPerClientCredentials.toFixed(2)}`,
   );

@@ -18,6 +18,7 @@ import { createPgDatabase } from '../test/helpers/db.ts';
 import { createAccount } from '../src/accounts/accounts.service.ts';
 import { hashPassword, verifyPassword } from '../src/accounts/password.ts';
 import { adoptTotpSeed, newTotpSeed } from '../src/mfa/totp.ts';
+import { memoryReport } from './memory.ts';
 
 const kind = process.argv[2];
 const port = Number(process.argv[3] ?? 0);
@@ -185,6 +186,7 @@ process.on('message', async (msg) => {
   if (msg === 'rss') process.send!({ rss: process.memoryUsage().rss });
   // CPU time of the whole process (every thread: argon2id runs in libuv's pool), in µs.
   if (msg === 'cpu') process.send!({ cpu: process.cpuUsage() });
+  if (msg === 'memory') process.send!({ memory: memoryReport() });
   if (msg === 'prof-start') {
     profiler = new inspector.Session();
     profiler.connect();

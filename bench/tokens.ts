@@ -7,6 +7,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/server.ts';
+import { formatMappings, formatMemory, type MemoryReport } from './memory.ts';
 
 function hasTaskset(): boolean {
   try {
@@ -27,6 +28,8 @@ export interface TokenBenchRow {
   rssMiB: number;
   /** Open-loop load at 70 % of this server's own maximum: the rate offered and the latencies seen. */
   at70: { rate: number; p50ms: number; p99ms: number; errors: number };
+  memoryIdle: MemoryReport;
+  memoryLoaded: MemoryReport;
 }
 
 /** A server in its own process, pinned to one core (taskset) where the machine allows it. */
@@ -77,6 +80,12 @@ export async function startChild(kind: string, people = 0, env: Record<string, s
         };
         child.on('message', on);
         child.send('cpu');
+      }),
+    /** Where the server's memory is (bench/memory.ts). */
+    memory: () =>
+      new Promise<MemoryReport>((resolve) => {
+        child.once('message', (m: any) => resolve(m.memory));
+        child.send('memory');
       }),
     /** Profile what `during` makes the server do, into BENCH_CPU_PROF (a no-op without it). */
     profile: async <T>(during: () => Promise<T>): Promise<T> => {
@@ -230,7 +239,8 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
   // neighbour on a shared machine weighs on each of them alike; the median round is reported.
   const servers = await Promise.all(kinds.map((k) => startChild(k)));
   try {
-    const idle = await Promise.all(servers.map((s) => s.rss()));
+    const idle: MemoryReport[] = [];
+    for (const s of servers) idle.push(await s.memory());
     for (const s of servers) await load(s.url, s.client_id, s.client_secret, 1000, concurrency); // warm-up: JIT, caches
     const results: Array<Array<Awaited<ReturnType<typeof load>>>> = kinds.map(() => []);
     for (let r = 0; r < rounds; r++) {
@@ -239,7 +249,8 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
         results[i]!.push(await s.profile(() => load(s.url, s.client_id, s.client_secret, durationMs, concurrency)));
       }
     }
-    const loaded = await Promise.all(servers.map((s) => s.rss()));
+    const loaded: MemoryReport[] = [];
+    for (const s of servers) loaded.push(await s.memory());
     const medians = kinds.map((_, i) => [...results[i]!].sort((a, b) => a.tokensPerSec - b.tokensPerSec)[Math.floor(rounds / 2)]!);
     // Then each at 70 % of its own maximum, in the same order, round after round; the median p99 is reported.
     const at70: Array<Array<Awaited<ReturnType<typeof openLoop>>>> = kinds.map(() => []);
@@ -256,8 +267,10 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
         server: kind === 'floor' ? 'bare oidc-provider (floor)' : `Gatehouse on ${kind === 'postgres' ? 'PostgreSQL' : 'PGlite'}`,
         ...median,
         errors: results[i]!.reduce((n, x) => n + x.errors, 0),
-        rssIdleMiB: idle[i]! / 2 ** 20,
-        rssMiB: loaded[i]! / 2 ** 20,
+        rssIdleMiB: idle[i]!.rss / 2 ** 20,
+        rssMiB: loaded[i]!.rss / 2 ** 20,
+        memoryIdle: idle[i]!,
+        memoryLoaded: loaded[i]!,
         at70: { ...open[Math.floor(rounds / 2)]!, errors: at70[i]!.reduce((n, x) => n + x.errors, 0) },
       };
     });
@@ -280,6 +293,12 @@ export function formatTokenRows(rows: TokenBenchRow[]): string {
     lines.push(
       `${r.server.padEnd(30)} ${String(r.at70.rate).padStart(7)} ${r.at70.p50ms.toFixed(2).padStart(8)} ${r.at70.p99ms.toFixed(2).padStart(8)} ${String(r.at70.errors).padStart(7)} ${(r.at70.p99ms / floor.at70.p99ms).toFixed(2).padStart(13)}`,
     );
+  }
+  lines.push('', 'where the memory is (V8 heap spaces committed, /proc/self/smaps resident by kind of mapping):');
+  for (const r of rows) {
+    lines.push(`  ${r.server}, idle:   ${formatMemory(r.memoryIdle)}`);
+    lines.push(`  ${r.server}, loaded: ${formatMemory(r.memoryLoaded)}`);
+    if (process.env.BENCH_MEMORY_MAPPINGS) lines.push(formatMappings(r.memoryLoaded));
   }
   return lines.join('\n');
 }
