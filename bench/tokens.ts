@@ -7,6 +7,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/server.ts';
+import { missingMemorySettings } from '../src/memory-settings.ts';
 import { formatMappings, formatMemory, type MemoryReport } from './memory.ts';
 
 function hasTaskset(): boolean {
@@ -37,15 +38,19 @@ export async function startChild(kind: string, people = 0, env: Record<string, s
   const port = await freePort();
   const script = fileURLToPath(new URL('./token-server.ts', import.meta.url));
   // BENCH_CPU_PROF=dir: V8 CPU profiles of the servers' measured windows (profile(); for tuning, not for figures).
-  const prof: string[] = [];
-  const args = [...prof, script, kind, String(port), String(people)];
+  // The servers run with the memory settings `npm start` applies (src/memory-settings.ts), unless
+  // BENCH_NO_MEMORY_SETTINGS=1 (to measure without them).
+  const settings = process.env.BENCH_NO_MEMORY_SETTINGS ? null : missingMemorySettings();
+  const flags: string[] = [...(settings?.flags ?? [])];
+  env = { ...settings?.env, ...env };
+  const args = [...flags, script, kind, String(port), String(people)];
   const child = hasTaskset()
     ? spawn('taskset', ['-c', env.BENCH_CPU ?? '0', process.execPath, ...args], {
         stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
         env: { ...process.env, ...env },
       })
-    : fork(script, args.slice(prof.length + 1), {
-        execArgv: prof,
+    : fork(script, args.slice(flags.length + 1), {
+        execArgv: flags,
         stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
         env: { ...process.env, ...env },
       });

@@ -1,11 +1,19 @@
 // `npm start`: run Gatehouse as a server until SIGTERM or SIGINT; SIGHUP reloads the TLS
 // certificate, SIGUSR2 answers a backup request (docs/architecture.md, "Shutdown", "Backup and restore").
-import { createGatehouse } from './app.ts';
-import { loadConfig } from './config/config.ts';
-import { ConfigError, isExposed } from './errors.ts';
-import { createLogger } from './log.ts';
-import { onServerStarted } from './startup.ts';
-import { answerBackupRequest } from './backup/live.ts';
+import { applyMemorySettings, collectStartupGarbage } from './memory-settings.ts';
+
+// First, before the server's modules are loaded (seconds of work that a re-exec would repeat):
+// run with the memory settings that must be in place at process start (src/memory-settings.ts).
+applyMemorySettings();
+const [{ createGatehouse }, { loadConfig }, { ConfigError, isExposed }, { createLogger }, { onServerStarted }, { answerBackupRequest }] =
+  await Promise.all([
+    import('./app.ts'),
+    import('./config/config.ts'),
+    import('./errors.ts'),
+    import('./log.ts'),
+    import('./startup.ts'),
+    import('./backup/live.ts'),
+  ]);
 
 async function main(): Promise<void> {
   let config;
@@ -33,6 +41,7 @@ async function main(): Promise<void> {
   const { url } = await gatehouse.listen();
   log.info({ url, issuer: config.issuer, database: gatehouse.db.dialect }, 'gatehouse listening');
   await onServerStarted(gatehouse);
+  collectStartupGarbage();
 
   let stopping = false;
   const stop = (signal: string) => {

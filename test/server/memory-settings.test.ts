@@ -1,0 +1,74 @@
+// The server runs with the memory settings that must be in place at process start
+// (src/memory-settings.ts, README "Sizing"): `node src/main.ts` replaces itself with a process
+// that has them, keeping its process id, so signals and exit codes are still the server's.
+// No memory figures are asserted here: only that the settings are applied.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MALLOC_ENV, V8_FLAGS, missingMemorySettings } from '../../src/memory-settings.ts';
+import { freePort } from '../helpers/server.ts';
+
+describe('missingMemorySettings', () => {
+  const linux = (env: NodeJS.ProcessEnv, execArgv: string[] = []) => ({ env, execArgv, platform: 'linux' as const });
+
+  it('asks for every setting on a bare start', () => {
+    expect(missingMemorySettings(linux({}))).toEqual({ flags: [...V8_FLAGS], env: { ...MALLOC_ENV } });
+  });
+
+  it('is satisfied once they are there: no second re-exec', () => {
+    expect(missingMemorySettings(linux({ ...MALLOC_ENV }, [...V8_FLAGS]))).toBeNull();
+  });
+
+  it("keeps the operator's own values, from the command line, NODE_OPTIONS or the environment", () => {
+    expect(missingMemorySettings(linux({ ...MALLOC_ENV }, ['--max_semi_space_size=64']))).toBeNull();
+    expect(missingMemorySettings(linux({ ...MALLOC_ENV, NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=4' }))).toBeNull();
+    expect(missingMemorySettings(linux({ MALLOC_MMAP_THRESHOLD_: '65536' }, [...V8_FLAGS]))).toBeNull();
+  });
+
+  it('does nothing outside Linux (the malloc settings are glibc’s)', () => {
+    expect(missingMemorySettings({ env: {}, execArgv: [], platform: 'darwin' })).toBeNull();
+  });
+});
+
+describe.runIf(process.platform === 'linux')('node src/main.ts', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-memory-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('serves from the same process id with the flag and the malloc settings, and exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['src/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', PORT: String(port), GATEHOUSE_DATA_DIR: dir, GATEHOUSE_DRAIN_SECONDS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // A fresh embedded database is created first: up to two minutes on a loaded machine (a bound, not a timing).
+    for (let i = 0; i < 1200 && !out.includes('gatehouse listening'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toContain('gatehouse listening');
+
+    const cmdline = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of V8_FLAGS) expect(cmdline).toContain(flag);
+    expect(cmdline).toContain(path.resolve('src/main.ts'));
+    const environ = fs.readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+    for (const [k, v] of Object.entries(MALLOC_ENV)) expect(environ).toContain(`${k}=${v}`);
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 240_000);
+
+  it("passes the server's exit code through (a configuration error exits 2)", async () => {
+    const child = spawn(process.execPath, ['src/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', PORT: 'not-a-port', GATEHOUSE_DATA_DIR: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (c) => (err += c));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(err).toContain('configuration error');
+    expect(code).toBe(2);
+  }, 120_000);
+});
