@@ -187,6 +187,9 @@ async function main() {
   const rssEnd = await Promise.all(servers.map((s) => s.rss()));
   const memoryEnd: MemoryReport[] = [];
   for (const s of servers) memoryEnd.push(await s.memory());
+  // What of it is live: the same after a full garbage collection.
+  const memoryLive: MemoryReport[] = [];
+  for (const s of servers) memoryLive.push(await s.memory(true));
   for (const s of others) await s.stop();
   await first.stop();
   agent.destroy();
@@ -207,6 +210,7 @@ async function main() {
     `resident memory MiB per instance: start ${rssStart.map(mib).join('/')}, every 5 s ${samples.map((s) => s.map(mib).join('/')).join(' → ')}, end ${rssEnd.map(mib).join('/')}`,
   );
   for (const [i, m] of memoryEnd.entries()) console.log(`instance ${i + 1} at the end: ${formatMemory(m)}`);
+  for (const [i, m] of memoryLive.entries()) console.log(`instance ${i + 1} after a full GC: ${formatMemory(m)}`);
   if (process.env.BENCH_MEMORY_MAPPINGS) for (const m of memoryEnd) console.log(formatMappings(m));
   console.log(
     `database rows written (inserted + updated + deleted): per sign-in ${rowsPerSignIn.toFixed(1)}, per refresh ${rowsPerRefresh.toFixed(1)}, per client-credentials token ${rowsPerClientCredentials.toFixed(2)}`,

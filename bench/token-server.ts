@@ -190,6 +190,10 @@ process.on('message', async (msg) => {
   // CPU time of the whole process (every thread: argon2id runs in libuv's pool), in µs.
   if (msg === 'cpu') process.send!({ cpu: process.cpuUsage() });
   if (msg === 'memory') process.send!({ memory: memoryReport() });
+  if (msg === 'memory-after-gc') {
+    collectStartupGarbage();
+    process.send!({ memory: memoryReport() });
+  }
   if (msg === 'prof-start') {
     profiler = new inspector.Session();
     profiler.connect();

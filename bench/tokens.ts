@@ -87,10 +87,10 @@ export async function startChild(kind: string, people = 0, env: Record<string, s
         child.send('cpu');
       }),
     /** Where the server's memory is (bench/memory.ts). */
-    memory: () =>
+    memory: (afterGc = false) =>
       new Promise<MemoryReport>((resolve) => {
         child.once('message', (m: any) => resolve(m.memory));
-        child.send('memory');
+        child.send(afterGc ? 'memory-after-gc' : 'memory');
       }),
     /** Profile what `during` makes the server do, into BENCH_CPU_PROF (a no-op without it). */
     profile: async <T>(during: () => Promise<T>): Promise<T> => {
