@@ -1,7 +1,6 @@
 // Passwords: argon2id, length over composition, a strength estimate instead of rules, and the
 // same cost whether or not the account exists.
 import crypto from 'node:crypto';
-import os from 'node:os';
 import argon2 from 'argon2';
 import { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import * as zxcvbnCommon from '@zxcvbn-ts/language-common';
@@ -38,30 +37,8 @@ function normalize(password: string): string {
   return password.normalize('NFKC');
 }
 
-/**
- * At most one argon2 run per core at a time. Each takes ARGON2_MEMORY_KIB (19 MiB) for its
- * duration, on one of libuv's 4 threads: more runs than cores finish no sooner, they only hold
- * more memory at once and take the threads file system and DNS work also waits for. The rest
- * wait here, in arrival order.
- */
-export const MAX_CONCURRENT_HASHES = Math.max(1, Math.min(4, os.availableParallelism()));
-let hashing = 0;
-const waiting: Array<() => void> = [];
-
-async function oneAtATimePerCore<T>(run: () => Promise<T>): Promise<T> {
-  if (hashing < MAX_CONCURRENT_HASHES) hashing++;
-  else await new Promise<void>((resolve) => waiting.push(resolve)); // the slot is handed over, not counted again
-  try {
-    return await run();
-  } finally {
-    const next = waiting.shift();
-    if (next) next();
-    else hashing--;
-  }
-}
-
 export async function hashPassword(password: string): Promise<string> {
-  return oneAtATimePerCore(() => argon2.hash(normalize(password), ARGON2_OPTIONS));
+  return argon2.hash(normalize(password), ARGON2_OPTIONS);
 }
 
 // Computed once, at module load, and verified against whenever there is no real hash: an
@@ -78,11 +55,10 @@ export async function verifyPassword(hash: string | null, password: unknown): Pr
   const usable = typeof password === 'string' && password.length > 0 && password.length <= MAX_INPUT_UTF16;
   const candidate = usable ? normalize(password) : 'x';
   if (hash === null || !usable) {
-    const dummy = await dummyHash;
-    await oneAtATimePerCore(() => argon2.verify(dummy, candidate));
+    await argon2.verify(await dummyHash, candidate);
     return false;
   }
-  return oneAtATimePerCore(() => argon2.verify(hash, candidate));
+  return argon2.verify(hash, candidate);
 }
 
 /** True when a stored hash was made with older parameters: re-hash it after a successful sign-in. */
