@@ -38,4 +38,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # SIGTERM (docker stop) drains for GATEHOUSE_DRAIN_SECONDS, then closes; give docker stop a
 # longer grace period than that (compose.yaml: stop_grace_period).
+# src/main.ts first replaces itself, in place (same PID 1, same signals), with a process that has
+# the V8 memory flag it needs (src/memory-settings.ts). Where memory matters more than sign-in CPU,
+# add ENV MALLOC_MMAP_THRESHOLD_=1048576 (README, "Sizing").
 CMD ["node", "src/main.ts"]

@@ -10,20 +10,18 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 
 /**
- * glibc malloc. Its default mmap threshold is dynamic: after the first 19 MiB argon2id block is
- * freed the threshold rises above it, and every later block is taken from (and kept in) a malloc
- * arena: one 19 MiB block per libuv thread that ever hashed, resident for good. PGlite's start
- * (WebAssembly compilation on V8's background threads, initdb) leaves 150-300 MiB behind the
- * same way. A fixed threshold turns the dynamic one off: blocks of 1 MiB and more are mapped
- * and unmapped on their own, and freed memory at the top of an arena is given back.
+ * glibc malloc settings to add: none by default. A fixed threshold (MALLOC_MMAP_THRESHOLD_=1048576)
+ * gives back what glibc keeps (argon2id's 19 MiB block per libuv thread that ever hashed, kept by
+ * the dynamic mmap threshold; 150-300 MiB of thread arenas after PGlite's start), but every
+ * argon2id run then faults its 19 MiB in afresh: 85-103 ms per verification instead of 25 on the
+ * development machine, three times the sign-in's largest cost. An operator who prefers the memory
+ * sets it (README, "Sizing"); a value set in the environment is kept.
  */
-export const MALLOC_ENV: Readonly<Record<string, string>> = {
-  MALLOC_MMAP_THRESHOLD_: String(1024 * 1024),
-};
+export const MALLOC_ENV: Readonly<Record<string, string>> = {};
 
 /**
- * V8's young generation: under load V8 grows each semi-space to 32 MiB (new space ~100 MiB
- * committed, three semi-spaces' worth). 16 MiB keeps scavenges short and cuts ~50 MiB.
+ * V8's young generation: under load V8 grew new space to ~100 MiB committed; with 16 MiB
+ * semi-spaces it stays at ~30 MiB, and throughput did not move beyond the bench's noise.
  */
 export const V8_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
 
@@ -57,10 +55,10 @@ export function applyMemorySettings(): void {
 
 /**
  * One full garbage collection, once the server listens. Starting leaves garbage that V8 has no
- * reason to collect soon on an idle server: on the embedded database, PGlite's start (its data
- * file, initdb's WebAssembly instance on a fresh data directory) leaves 300-500 MiB of dead
- * buffers that an idle heap may keep for minutes. Without --expose-gc, V8's gc() is taken from a
- * throwaway context (the flag is turned back off at once: nothing global is added).
+ * reason to collect soon on an idle server: on the embedded database, some starts left up to
+ * 300 MiB of dead external memory (PGlite's buffers) that an idle heap may keep for minutes.
+ * Without --expose-gc, V8's gc() is taken from a throwaway context (the flag is turned back off
+ * at once: nothing global is added).
  */
 export function collectStartupGarbage(): void {
   v8.setFlagsFromString('--expose-gc');
