@@ -75,13 +75,24 @@ async function rowsWritten(databaseUrl: string): Promise<number> {
   }
 }
 
-/** Rows the database wrote for `n` runs of `fn`, alone (statistics are flushed about once a second). */
+/**
+ * Rows the database wrote for `n` runs of `fn`, alone (statistics are flushed about once a
+ * second), less what the background jobs (cleanup of what earlier operations left, checkpoints)
+ * wrote meanwhile: their rate is measured over an idle window just before.
+ */
 async function rowsPer(databaseUrl: string, n: number, fn: () => Promise<unknown>): Promise<number> {
-  await new Promise((r) => setTimeout(r, 1500));
-  const before = await rowsWritten(databaseUrl);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await sleep(1500);
+  const idleStart = await rowsWritten(databaseUrl);
+  const idleT0 = Date.now();
+  await sleep(4000);
+  const idle = await rowsWritten(databaseUrl);
+  const backgroundPerMs = (idle - idleStart) / (Date.now() - idleT0);
+  const t0 = Date.now();
   for (let i = 0; i < n; i++) await fn();
-  await new Promise((r) => setTimeout(r, 2500));
-  return (await rowsWritten(databaseUrl)) - before;
+  await sleep(2500);
+  const written = (await rowsWritten(databaseUrl)) - idle;
+  return Math.max(0, written - backgroundPerMs * (Date.now() - t0));
 }
 
 async function main() {

@@ -5,15 +5,23 @@ import { applyMemorySettings, collectStartupGarbage } from './memory-settings.ts
 // First, before the server's modules are loaded (seconds of work that a re-exec would repeat):
 // run with the memory settings that must be in place at process start (src/memory-settings.ts).
 applyMemorySettings();
-const [{ createGatehouse }, { loadConfig }, { ConfigError, isExposed }, { createLogger }, { onServerStarted }, { answerBackupRequest }] =
-  await Promise.all([
-    import('./app.ts'),
-    import('./config/config.ts'),
-    import('./errors.ts'),
-    import('./log.ts'),
-    import('./startup.ts'),
-    import('./backup/live.ts'),
-  ]);
+const [
+  { createGatehouse },
+  { loadConfig },
+  { ConfigError, isExposed },
+  { createLogger },
+  { onServerStarted },
+  { answerBackupRequest },
+  { initializeInChild },
+] = await Promise.all([
+  import('./app.ts'),
+  import('./config/config.ts'),
+  import('./errors.ts'),
+  import('./log.ts'),
+  import('./startup.ts'),
+  import('./backup/live.ts'),
+  import('./db/pglite-init.ts'),
+]);
 
 async function main(): Promise<void> {
   let config;
@@ -27,6 +35,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
+  // A new embedded database is created by a child process, so its initdb heap is not this one's.
+  if (!config.databaseUrl && (await initializeInChild(config.dataDir))) log.info({ dataDir: config.dataDir }, 'embedded database created');
   const gatehouse = await createGatehouse(config, { log });
   // Installed before listening: a signal that arrives first must not end the process (their default).
   // A renewed certificate, now (the files are also watched: src/http/server.ts).

@@ -6,24 +6,40 @@
 // that has them. Signals, exit codes and stdio are therefore the server's own, unchanged.
 // A value the operator set (the environment variable, or the flag in the command line or in
 // NODE_OPTIONS) is kept as it is.
+import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
 /**
- * glibc malloc settings to add: none by default. A fixed threshold (MALLOC_MMAP_THRESHOLD_=1048576)
- * gives back what glibc keeps (argon2id's 19 MiB block per libuv thread that ever hashed, kept by
- * the dynamic mmap threshold; 150-300 MiB of thread arenas after PGlite's start), but every
- * argon2id run then faults its 19 MiB in afresh: 85-103 ms per verification instead of 25 on the
- * development machine, three times the sign-in's largest cost. An operator who prefers the memory
- * sets it (README, "Sizing"); a value set in the environment is kept.
+ * Environment the server starts with, measured under `npm run bench:load` on PostgreSQL (README,
+ * "Sizing"; 321 MiB at the end of the run without them, 217 with them and the V8 flag below):
+ *  - MALLOC_ARENA_MAX=2, on PostgreSQL (DATABASE_URL set): glibc gives each thread that allocates
+ *    its own arena and keeps what was freed in it; argon2id's 19 MiB block per hashing thread
+ *    stayed in each of them. Not on the embedded database: there PGlite's start did better with
+ *    glibc's default (idle after `npm start`, 5 runs each: median ~260 MiB with the default
+ *    arenas, ~310 with two);
+ *  - UV_THREADPOOL_SIZE: the libuv pool runs argon2id and WebCrypto signing; more threads than
+ *    cores finish no sooner and each thread that ever hashed held a 19 MiB block: the cores, at
+ *    least 2, at most libuv's default of 4.
+ * Not set: a fixed MALLOC_MMAP_THRESHOLD_ (=1048576) would give argon2id's blocks back as well,
+ * but every run then faults its 19 MiB in afresh: 85-103 ms per verification instead of 25 on
+ * the development machine. An operator who prefers the memory sets it (README, "Sizing").
+ * A value the operator set is kept; an operator who sets any MALLOC_* variable owns malloc's
+ * settings, and none is added.
  */
-export const MALLOC_ENV: Readonly<Record<string, string>> = {};
+export function startEnv(
+  parallelism: number = os.availableParallelism(),
+  postgres: boolean = Boolean(process.env.DATABASE_URL),
+): Record<string, string> {
+  return { ...(postgres ? { MALLOC_ARENA_MAX: '2' } : {}), UV_THREADPOOL_SIZE: String(Math.min(4, Math.max(2, parallelism))) };
+}
 
 /**
- * V8's young generation: under load V8 grew new space to ~100 MiB committed; with 16 MiB
- * semi-spaces it stays at ~30 MiB, and throughput did not move beyond the bench's noise.
+ * V8's young generation: under load V8 grew new space to ~100 MiB committed; with 8 MiB
+ * semi-spaces it stays at ~15 MiB, and throughput did not move beyond the bench's noise
+ * (16 MiB semi-spaces: ~30 MiB).
  */
-export const V8_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
+export const V8_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
 
 function flagName(flag: string): string {
   return flag.split('=')[0]!.replace(/_/g, '-');
@@ -38,7 +54,12 @@ export function missingMemorySettings(
   if (proc.platform !== 'linux') return null;
   const given = [...proc.execArgv, ...(proc.env.NODE_OPTIONS ?? '').split(/\s+/)].map(flagName);
   const flags = V8_FLAGS.filter((f) => !given.includes(flagName(f)));
-  const env = Object.fromEntries(Object.entries(MALLOC_ENV).filter(([k]) => proc.env[k] === undefined));
+  const ownMalloc = Object.keys(proc.env).some((k) => k.startsWith('MALLOC_'));
+  const env = Object.fromEntries(
+    Object.entries(startEnv(os.availableParallelism(), Boolean(proc.env.DATABASE_URL))).filter(
+      ([k]) => proc.env[k] === undefined && !(ownMalloc && k.startsWith('MALLOC_')),
+    ),
+  );
   if (flags.length === 0 && Object.keys(env).length === 0) return null;
   return { flags, env };
 }
