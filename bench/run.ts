@@ -30,7 +30,7 @@ if (want('delegation')) {
   console.log(formatDelegation(await runDelegationBench()));
 }
 if (want('tokens')) {
-  console.log('\n== Client-credentials tokens (server pinned to one core, 16 concurrent clients, median of 3 rounds)');
+  console.log('\n== Client-credentials tokens (server pinned to one core, 16 concurrent clients, median of 5 rounds)');
   console.log(formatTokenRows(await runTokenBench()));
 }
 if (want('signin')) {

@@ -29,6 +29,14 @@ export interface TokenBenchRow {
   rssMiB: number;
   /** Open-loop load at 70 % of this server's own maximum: the rate offered and the latencies seen. */
   at70: { rate: number; p50ms: number; p99ms: number; errors: number };
+  /**
+   * Against the floor round by round (each round runs the servers back to back, so a slower or
+   * faster spell of this shared virtual machine weighs on both): the median of the rounds' ratios
+   * of throughput, and of p99 at 70 %, with their range.
+   */
+  vsFloor: { throughput: number[]; p99At70: number[]; cpu: number[] };
+  /** The server's CPU time per token (every thread), median round. */
+  cpuUsPerToken: number;
   memoryIdle: MemoryReport;
   memoryLoaded: MemoryReport;
 }
@@ -241,7 +249,7 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
   pinLoadGenerator();
   const durationMs = opts.durationMs ?? 3000;
   const concurrency = opts.concurrency ?? 16;
-  const rounds = opts.rounds ?? 3;
+  const rounds = opts.rounds ?? 5;
   const kinds = ['floor', 'postgres', 'pglite'] as const;
   // All three run at once and take turns under load, round after round, so that a noisy
   // neighbour on a shared machine weighs on each of them alike; the median round is reported.
@@ -250,11 +258,14 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
     const idle: MemoryReport[] = [];
     for (const s of servers) idle.push(await s.memory());
     for (const s of servers) await load(s.url, s.client_id, s.client_secret, 1000, concurrency); // warm-up: JIT, caches
-    const results: Array<Array<Awaited<ReturnType<typeof load>>>> = kinds.map(() => []);
+    const results: Array<Array<Awaited<ReturnType<typeof load>> & { cpuUsPerToken: number }>> = kinds.map(() => []);
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < servers.length; i++) {
         const s = servers[i]!;
-        results[i]!.push(await s.profile(() => load(s.url, s.client_id, s.client_secret, durationMs, concurrency)));
+        const cpu0 = await s.cpuMs();
+        const res = await s.profile(() => load(s.url, s.client_id, s.client_secret, durationMs, concurrency));
+        const cpuMs = (await s.cpuMs()) - cpu0;
+        results[i]!.push({ ...res, cpuUsPerToken: (cpuMs * 1000) / Math.max(1, res.tokensPerSec * (durationMs / 1000)) });
       }
     }
     const loaded: MemoryReport[] = [];
@@ -268,6 +279,7 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
         at70[i]!.push(await openLoop(s.url, s.client_id, s.client_secret, Math.round(medians[i]!.tokensPerSec * 0.7), durationMs));
       }
     }
+    const ratios = (i: number, f: (k: number, r: number) => number) => Array.from({ length: rounds }, (_, r) => f(i, r) / f(0, r));
     return kinds.map((kind, i) => {
       const median = medians[i]!;
       const open = [...at70[i]!].sort((a, b) => a.p99ms - b.p99ms);
@@ -280,12 +292,22 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
         memoryIdle: idle[i]!,
         memoryLoaded: loaded[i]!,
         at70: { ...open[Math.floor(rounds / 2)]!, errors: at70[i]!.reduce((n, x) => n + x.errors, 0) },
+        vsFloor: {
+          throughput: ratios(i, (k, r) => results[k]![r]!.tokensPerSec),
+          p99At70: ratios(i, (k, r) => at70[k]![r]!.p99ms),
+          // Floor's CPU per token over this one's: like throughput, higher is better.
+          cpu: ratios(i, (k, r) => 1 / results[k]![r]!.cpuUsPerToken),
+        },
+        cpuUsPerToken: [...results[i]!].map((x) => x.cpuUsPerToken).sort((a, b) => a - b)[Math.floor(rounds / 2)]!,
       };
     });
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
 }
+
+const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const spread = (xs: number[]) => `median ${medianOf(xs).toFixed(2)} (rounds ${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
 
 export function formatTokenRows(rows: TokenBenchRow[]): string {
   const floor = rows.find((r) => r.server.includes('floor'))!;
@@ -300,6 +322,13 @@ export function formatTokenRows(rows: TokenBenchRow[]): string {
   for (const r of rows) {
     lines.push(
       `${r.server.padEnd(30)} ${String(r.at70.rate).padStart(7)} ${r.at70.p50ms.toFixed(2).padStart(8)} ${r.at70.p99ms.toFixed(2).padStart(8)} ${String(r.at70.errors).padStart(7)} ${(r.at70.p99ms / floor.at70.p99ms).toFixed(2).padStart(13)}`,
+    );
+  }
+  lines.push('', 'against the floor, round by round (each round runs the servers back to back):');
+  for (const r of rows.filter((x) => x !== floor)) {
+    lines.push(`${r.server.padEnd(30)} throughput ${spread(r.vsFloor.throughput)}   p99 at 70 % ${spread(r.vsFloor.p99At70)}`);
+    lines.push(
+      `${''.padEnd(30)} server CPU per token ${r.cpuUsPerToken.toFixed(0)} µs against the floor's ${floor.cpuUsPerToken.toFixed(0)} µs: floor/this ${spread(r.vsFloor.cpu)}`,
     );
   }
   lines.push('', 'where the memory is (V8 heap spaces committed, /proc/self/smaps resident by kind of mapping):');
