@@ -20,6 +20,7 @@ import { hashPassword, verifyPassword } from '../src/accounts/password.ts';
 import { adoptTotpSeed, newTotpSeed } from '../src/mfa/totp.ts';
 import { memoryReport } from './memory.ts';
 import { collectStartupGarbage } from '../src/memory-settings.ts';
+import { initializeInChild } from '../src/db/pglite-init.ts';
 
 const kind = process.argv[2];
 const port = Number(process.argv[3] ?? 0);
@@ -127,6 +128,8 @@ async function gatehouse(backend: 'postgres' | 'pglite') {
     drop = db.drop;
   } else {
     env.GATEHOUSE_DATA_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
+    // As `npm start` does (src/main.ts): a child creates the new data directory.
+    await initializeInChild(env.GATEHOUSE_DATA_DIR);
   }
   const g = await createGatehouse(loadConfig(env), { log: createLogger('warn') });
   const { url } = await g.listen();

@@ -48,10 +48,7 @@ export async function startChild(kind: string, people = 0, env: Record<string, s
   // BENCH_CPU_PROF=dir: V8 CPU profiles of the servers' measured windows (profile(); for tuning, not for figures).
   // The servers run with the memory settings `npm start` applies (src/memory-settings.ts), unless
   // BENCH_NO_MEMORY_SETTINGS=1 (to measure without them).
-  // A postgres server is given its database inside the child: the settings are those of DATABASE_URL set.
-  const settings = process.env.BENCH_NO_MEMORY_SETTINGS
-    ? null
-    : missingMemorySettings({ ...process, env: { ...process.env, ...(kind === 'postgres' ? { DATABASE_URL: 'postgres://' } : {}) } });
+  const settings = process.env.BENCH_NO_MEMORY_SETTINGS ? null : missingMemorySettings();
   const flags: string[] = [...(settings?.flags ?? [])];
   env = { ...settings?.env, ...env };
   const args = [...flags, script, kind, String(port), String(people)];

@@ -13,25 +13,21 @@ import vm from 'node:vm';
 /**
  * Environment the server starts with, measured under `npm run bench:load` on PostgreSQL (README,
  * "Sizing"; 321 MiB at the end of the run without them, 217 with them and the V8 flag below):
- *  - MALLOC_ARENA_MAX=2, on PostgreSQL (DATABASE_URL set): glibc gives each thread that allocates
- *    its own arena and keeps what was freed in it; argon2id's 19 MiB block per hashing thread
- *    stayed in each of them. Not on the embedded database: there PGlite's start did better with
- *    glibc's default (idle after `npm start`, 5 runs each: median ~260 MiB with the default
- *    arenas, ~310 with two);
  *  - UV_THREADPOOL_SIZE: the libuv pool runs argon2id and WebCrypto signing; more threads than
  *    cores finish no sooner and each thread that ever hashed held a 19 MiB block: the cores, at
  *    least 2, at most libuv's default of 4.
- * Not set: a fixed MALLOC_MMAP_THRESHOLD_ (=1048576) would give argon2id's blocks back as well,
+ * Not set: MALLOC_ARENA_MAX=2 (glibc's arenas, one per allocating thread, keep what was freed in
+ * them): 215 instead of 243 MiB at the end of the mixed load on PostgreSQL, but the threads then
+ * contend for two arenas and a client-credentials token cost ~15 % more CPU (0.70 against 0.89 of
+ * the bare oidc-provider, `npm run bench tokens`); on PGlite it was worse for memory too (median
+ * ~310 against ~260 MiB idle). A fixed MALLOC_MMAP_THRESHOLD_ (=1048576) would give argon2id's blocks back as well,
  * but every run then faults its 19 MiB in afresh: 85-103 ms per verification instead of 25 on
  * the development machine. An operator who prefers the memory sets it (README, "Sizing").
  * A value the operator set is kept; an operator who sets any MALLOC_* variable owns malloc's
  * settings, and none is added.
  */
-export function startEnv(
-  parallelism: number = os.availableParallelism(),
-  postgres: boolean = Boolean(process.env.DATABASE_URL),
-): Record<string, string> {
-  return { ...(postgres ? { MALLOC_ARENA_MAX: '2' } : {}), UV_THREADPOOL_SIZE: String(Math.min(4, Math.max(2, parallelism))) };
+export function startEnv(parallelism: number = os.availableParallelism()): Record<string, string> {
+  return { UV_THREADPOOL_SIZE: String(Math.min(4, Math.max(2, parallelism))) };
 }
 
 /**
@@ -56,9 +52,7 @@ export function missingMemorySettings(
   const flags = V8_FLAGS.filter((f) => !given.includes(flagName(f)));
   const ownMalloc = Object.keys(proc.env).some((k) => k.startsWith('MALLOC_'));
   const env = Object.fromEntries(
-    Object.entries(startEnv(os.availableParallelism(), Boolean(proc.env.DATABASE_URL))).filter(
-      ([k]) => proc.env[k] === undefined && !(ownMalloc && k.startsWith('MALLOC_')),
-    ),
+    Object.entries(startEnv()).filter(([k]) => proc.env[k] === undefined && !(ownMalloc && k.startsWith('MALLOC_'))),
   );
   if (flags.length === 0 && Object.keys(env).length === 0) return null;
   return { flags, env };

@@ -14,28 +14,23 @@ describe('missingMemorySettings', () => {
   const linux = (env: NodeJS.ProcessEnv, execArgv: string[] = []) => ({ env, execArgv, platform: 'linux' as const });
 
   it('asks for every setting on a bare start', () => {
-    expect(missingMemorySettings(linux({}))).toEqual({ flags: [...V8_FLAGS], env: startEnv(undefined, false) });
-    expect(startEnv(1, true)).toEqual({ MALLOC_ARENA_MAX: '2', UV_THREADPOOL_SIZE: '2' });
-    expect(startEnv(1, false)).toEqual({ UV_THREADPOOL_SIZE: '2' });
+    expect(missingMemorySettings(linux({}))).toEqual({ flags: [...V8_FLAGS], env: startEnv() });
+    expect(startEnv(1)).toEqual({ UV_THREADPOOL_SIZE: '2' });
     expect(startEnv(64).UV_THREADPOOL_SIZE).toBe('4');
-    // On PostgreSQL two malloc arenas as well.
-    expect(missingMemorySettings(linux({ DATABASE_URL: 'postgres://db/gatehouse' }))!.env).toEqual(startEnv(undefined, true));
   });
 
   it('is satisfied once they are there: no second re-exec', () => {
-    expect(missingMemorySettings(linux({ ...startEnv(undefined, false) }, [...V8_FLAGS]))).toBeNull();
+    expect(missingMemorySettings(linux({ ...startEnv() }, [...V8_FLAGS]))).toBeNull();
   });
 
   it("keeps the operator's own values, from the command line, NODE_OPTIONS or the environment", () => {
-    expect(missingMemorySettings(linux({ ...startEnv(undefined, false) }, ['--max_semi_space_size=64']))).toBeNull();
-    expect(
-      missingMemorySettings(linux({ ...startEnv(undefined, false), NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=4' })),
-    ).toBeNull();
+    expect(missingMemorySettings(linux({ ...startEnv() }, ['--max_semi_space_size=64']))).toBeNull();
+    expect(missingMemorySettings(linux({ ...startEnv(), NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=4' }))).toBeNull();
     expect(missingMemorySettings(linux({ MALLOC_MMAP_THRESHOLD_: '65536', UV_THREADPOOL_SIZE: '8' }, [...V8_FLAGS]))).toBeNull();
-    // An operator's own malloc setting: no other malloc setting is added, the pool size still is.
+    // An operator's own malloc setting is theirs; the pool size is still added.
     expect(missingMemorySettings(linux({ MALLOC_MMAP_THRESHOLD_: '65536' }, [...V8_FLAGS]))).toEqual({
       flags: [],
-      env: { UV_THREADPOOL_SIZE: startEnv(undefined, false).UV_THREADPOOL_SIZE },
+      env: { UV_THREADPOOL_SIZE: startEnv().UV_THREADPOOL_SIZE },
     });
   });
 
@@ -73,9 +68,8 @@ describe.runIf(process.platform === 'linux')('node src/main.ts', () => {
     for (const flag of V8_FLAGS) expect(cmdline).toContain(flag);
     expect(cmdline).toContain(path.resolve('src/main.ts'));
     const environ = fs.readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
-    // The operator's malloc setting is kept and no other is added; the pool size is.
+    // The operator's malloc setting is kept; the pool size is added.
     expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=1048576');
-    expect(environ.some((e) => e.startsWith('MALLOC_ARENA_MAX='))).toBe(false);
     expect(environ.some((e) => e.startsWith('UV_THREADPOOL_SIZE='))).toBe(true);
 
     child.kill('SIGTERM');
