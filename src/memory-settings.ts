@@ -12,7 +12,7 @@ import vm from 'node:vm';
 
 /**
  * Environment the server starts with, measured under `npm run bench:load` on PostgreSQL (README,
- * "Sizing"; 321 MiB at the end of the run without them, 217 with them and the V8 flag below):
+ * "Sizing"; 321 MiB at the end of the run without them, 243 with them and the V8 flag below):
  *  - UV_THREADPOOL_SIZE: the libuv pool runs argon2id and WebCrypto signing; more threads than
  *    cores finish no sooner and each thread that ever hashed held a 19 MiB block: the cores, at
  *    least 2, at most libuv's default of 4.
@@ -23,8 +23,8 @@ import vm from 'node:vm';
  * ~310 against ~260 MiB idle). A fixed MALLOC_MMAP_THRESHOLD_ (=1048576) would give argon2id's blocks back as well,
  * but every run then faults its 19 MiB in afresh: 85-103 ms per verification instead of 25 on
  * the development machine. An operator who prefers the memory sets it (README, "Sizing").
- * A value the operator set is kept; an operator who sets any MALLOC_* variable owns malloc's
- * settings, and none is added.
+ * A value the operator set is kept (and should a MALLOC_* default be added here, an operator who
+ * sets any MALLOC_* variable owns malloc's settings: none would be added).
  */
 export function startEnv(parallelism: number = os.availableParallelism()): Record<string, string> {
   return { UV_THREADPOOL_SIZE: String(Math.min(4, Math.max(2, parallelism))) };
