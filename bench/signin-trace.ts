@@ -10,8 +10,9 @@ import { createClient } from '../src/clients/clients.service.ts';
 import { createPgDatabase } from '../test/helpers/db.ts';
 import { createAccount } from '../src/accounts/accounts.service.ts';
 import { hashPassword } from '../src/accounts/password.ts';
-import { adoptTotpSeed, newTotpSeed, totpAt } from '../src/mfa/totp.ts';
-import { formField, HttpAgent } from '../test/helpers/http-signin.ts';
+import { adoptTotpSeed, newTotpSeed } from '../src/mfa/totp.ts';
+import { HttpAgent } from '../test/helpers/http-signin.ts';
+import { PASSWORD, signIn } from './signin.ts';
 
 let log: string[] | null = null;
 const orig = pg.Client.prototype.query as any;
@@ -42,7 +43,7 @@ const app = await createClient(g.db.kysely, {
 const account = await createAccount(g.db.kysely, {
   email: 'p@x.example',
   role: 'operator',
-  passwordHash: await hashPassword('correct horse battery staple 42'),
+  passwordHash: await hashPassword(PASSWORD),
 });
 const { seed } = await newTotpSeed(account.email);
 await adoptTotpSeed(g.db.kysely, g.sealer, account.id, seed, 0);
@@ -64,44 +65,7 @@ agent.request = async (u: string, init?: any) => {
   log = null;
   return r;
 };
-const verifier = crypto.randomBytes(32).toString('base64url');
-const params = new URLSearchParams({
-  client_id: app.client_id,
-  response_type: 'code',
-  scope: 'openid',
-  redirect_uri: 'http://127.0.0.1:9/cb',
-  code_challenge: crypto.createHash('sha256').update(verifier).digest('base64url'),
-  code_challenge_method: 'S256',
-  state: 's',
-});
-const page = await agent.follow(await agent.request(`/auth?${params}`));
-const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
-const second = await agent.follow(
-  await agent.request(`/interaction/${uid}/login`, {
-    form: { _csrf: formField(page.text, '_csrf')!, email: account.email, password: 'correct horse battery staple 42' },
-  }),
-);
-const back = await agent.follow(
-  await agent.request(`/interaction/${uid}/totp`, {
-    form: { _csrf: formField(second.text, '_csrf')!, code: await totpAt(seed, Math.floor(Date.now() / 1000)) },
-  }),
-);
-const code = new URL(back.location!).searchParams.get('code')!;
-log = [];
-const tr = await fetch(`${url}/token`, {
-  method: 'POST',
-  headers: { 'content-type': 'application/x-www-form-urlencoded' },
-  body: new URLSearchParams({
-    grant_type: 'authorization_code',
-    code,
-    redirect_uri: 'http://127.0.0.1:9/cb',
-    client_id: app.client_id,
-    code_verifier: verifier,
-  }),
-});
-await tr.text();
-await g.auditQueue.flush();
-steps.push([`POST /token -> ${tr.status}`, 0, 0, log]);
+await signIn(url, app.client_id, { email: account.email, seed }, agent);
 let total = 0;
 for (const [name, ms, len, qs] of steps) {
   total += qs.length;

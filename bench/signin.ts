@@ -7,21 +7,16 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { hashPassword, verifyPassword } from '../src/accounts/password.ts';
 import { totpAt, timeStep } from '../src/mfa/totp.ts';
-import { formField, HttpAgent } from '../test/helpers/http-signin.ts';
+import { formField, HttpAgent, type Step } from '../test/helpers/http-signin.ts';
 import { startChild } from './tokens.ts';
 
-const PASSWORD = 'correct horse battery staple 42';
+export const PASSWORD = 'correct horse battery staple 42';
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
-/** One full sign-in (password + TOTP) and code exchange with PKCE: the token response. */
-export async function signIn(
-  base: string,
-  clientId: string,
-  person: { email: string; seed: Buffer },
-): Promise<{ access_token: string; refresh_token?: string }> {
-  const agent = new HttpAgent(base);
+/** An authorization request with PKCE (S256) for `clientId`: its query and the verifier to exchange the code with. */
+function authorizationRequest(clientId: string): { query: URLSearchParams; verifier: string } {
   const verifier = crypto.randomBytes(32).toString('base64url');
-  const params = new URLSearchParams({
+  const query = new URLSearchParams({
     client_id: clientId,
     response_type: 'code',
     scope: 'openid',
@@ -30,7 +25,35 @@ export async function signIn(
     code_challenge_method: 'S256',
     state: 's',
   });
-  const page = await agent.follow(await agent.request(`/auth?${params}`));
+  return { query, verifier };
+}
+
+type TokenResponse = { access_token: string; id_token?: string; refresh_token?: string };
+
+/** The code at the end of a sign-in (`back`, the redirect to the application) exchanged at /token. */
+async function exchangeCode(agent: HttpAgent, clientId: string, back: Step, verifier: string): Promise<TokenResponse> {
+  const code = new URL(back.location ?? '', agent.base).searchParams.get('code');
+  if (!code)
+    throw new Error(`sign-in did not end at the application: ${back.status} ${back.url} ${back.text.replace(/\s+/g, ' ').slice(0, 2000)}`);
+  const token = await agent.request('/token', {
+    form: { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, client_id: clientId, code_verifier: verifier },
+  });
+  if (token.status !== 200) throw new Error(`code exchange failed: ${token.status} ${token.text}`);
+  return JSON.parse(token.text) as TokenResponse;
+}
+
+/**
+ * One full sign-in (password + TOTP) and code exchange with PKCE: the token response. `agent`:
+ * the browser-like client to send it with (bench/signin-trace.ts watches each request).
+ */
+export async function signIn(
+  base: string,
+  clientId: string,
+  person: { email: string; seed: Buffer },
+  agent: HttpAgent = new HttpAgent(base),
+): Promise<TokenResponse> {
+  const { query, verifier } = authorizationRequest(clientId);
+  const page = await agent.follow(await agent.request(`/auth?${query}`));
   const uid = /\/interaction\/([^/"?]+)/.exec(page.url)![1]!;
   const second = await agent.follow(
     await agent.request(`/interaction/${uid}/login`, {
@@ -41,54 +64,15 @@ export async function signIn(
   const back = await agent.follow(
     await agent.request(`/interaction/${uid}/totp`, { form: { _csrf: formField(second.text, '_csrf')!, code } }),
   );
-  const location = new URL(back.location ?? '', base);
-  const authCode = location.searchParams.get('code');
-  if (!authCode)
-    throw new Error(`sign-in did not end at the application: ${back.status} ${back.url} ${back.text.replace(/\s+/g, ' ').slice(0, 2000)}`);
-  const token = await fetch(`${base}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code: authCode,
-      redirect_uri: REDIRECT,
-      client_id: clientId,
-      code_verifier: verifier,
-    }),
-  });
-  if (token.status !== 200) throw new Error(`code exchange failed: ${token.status} ${await token.text()}`);
-  return (await token.json()) as { access_token: string; refresh_token?: string };
+  return exchangeCode(agent, clientId, back, verifier);
 }
 
 /** The floor's sign-in (bench/token-server.ts, signin-floor): the same requests without a form or a second factor. */
 async function floorSignIn(base: string, clientId: string): Promise<void> {
   const agent = new HttpAgent(base);
-  const verifier = crypto.randomBytes(32).toString('base64url');
-  const params = new URLSearchParams({
-    client_id: clientId,
-    response_type: 'code',
-    scope: 'openid',
-    redirect_uri: REDIRECT,
-    code_challenge: crypto.createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-    state: 's',
-  });
-  const back = await agent.follow(await agent.request(`/auth?${params}`));
-  const code = new URL(back.location ?? '', base).searchParams.get('code');
-  if (!code) throw new Error(`floor sign-in did not end at the application: ${back.status} ${back.text.slice(0, 500)}`);
-  const token = await fetch(`${base}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: REDIRECT,
-      client_id: clientId,
-      code_verifier: verifier,
-    }),
-  });
-  if (token.status !== 200) throw new Error(`floor code exchange failed: ${token.status} ${await token.text()}`);
-  const body = (await token.json()) as { access_token?: string; id_token?: string; refresh_token?: string };
+  const { query, verifier } = authorizationRequest(clientId);
+  const back = await agent.follow(await agent.request(`/auth?${query}`));
+  const body = await exchangeCode(agent, clientId, back, verifier);
   if (!body.access_token || !body.id_token || !body.refresh_token) throw new Error('floor code exchange lacks a token');
 }
 

@@ -132,50 +132,58 @@ export async function startChild(kind: string, people = 0, env: Record<string, s
   };
 }
 
-async function load(url: string, id: string, secret: string, durationMs: number, concurrency: number) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+/**
+ * A client-credentials request sender over keep-alive HTTP: `send()` resolves once the answer is
+ * in, counting a 200 as a latency since `since` (ms, performance.now()) and anything else as an error.
+ */
+function tokenSender(url: string, id: string, secret: string, maxSockets: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
   const target = new URL('/token', url);
   const auth = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
   const body = 'grant_type=client_credentials';
+  const headers = { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length };
   const latencies: number[] = [];
   let errors = 0;
-  const one = () =>
+  const send = (since: number = performance.now()) =>
     new Promise<void>((resolve) => {
-      const t0 = process.hrtime.bigint();
-      const req = http.request(
-        target,
-        {
-          method: 'POST',
-          agent,
-          headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode === 200) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-            else errors++;
-            resolve();
-          });
-        },
-      );
+      const req = http.request(target, { method: 'POST', agent, headers }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) latencies.push(performance.now() - since);
+          else errors++;
+          resolve();
+        });
+      });
       req.on('error', () => {
         errors++;
         resolve();
       });
       req.end(body);
     });
+  return {
+    send,
+    /** Close the sockets; latencies sorted, p50, p99 and the error count. */
+    finish() {
+      agent.destroy();
+      latencies.sort((a, b) => a - b);
+      const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+      return { answered: latencies.length, p50ms: pct(0.5), p99ms: pct(0.99), errors };
+    },
+  };
+}
+
+async function load(url: string, id: string, secret: string, durationMs: number, concurrency: number) {
+  const sender = tokenSender(url, id, secret, concurrency);
   const deadline = Date.now() + durationMs;
   const started = Date.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (Date.now() < deadline) await one();
+      while (Date.now() < deadline) await sender.send();
     }),
   );
   const elapsed = (Date.now() - started) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  return { tokensPerSec: latencies.length / elapsed, p50ms: pct(0.5), p99ms: pct(0.99), errors };
+  const { answered, ...figures } = sender.finish();
+  return { tokensPerSec: answered / elapsed, ...figures };
 }
 
 /** The load generator (this process, all its threads) on core 1, away from the servers on core 0. */
@@ -189,45 +197,16 @@ export function pinLoadGenerator(): void {
  * figures instead of slowing the load down (no coordinated omission).
  */
 async function openLoop(url: string, id: string, secret: string, rate: number, durationMs: number) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const target = new URL('/token', url);
-  const auth = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-  const body = 'grant_type=client_credentials';
-  const latencies: number[] = [];
-  let errors = 0;
+  const sender = tokenSender(url, id, secret, 256);
   const started = performance.now();
   const total = Math.floor((rate * durationMs) / 1000);
   let sent = 0;
   const inFlight: Array<Promise<void>> = [];
-  const send = (scheduled: number) =>
-    new Promise<void>((resolve) => {
-      const req = http.request(
-        target,
-        {
-          method: 'POST',
-          agent,
-          headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode === 200) latencies.push(performance.now() - scheduled);
-            else errors++;
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => {
-        errors++;
-        resolve();
-      });
-      req.end(body);
-    });
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = performance.now();
       while (sent < total && started + (sent * 1000) / rate <= now) {
-        inFlight.push(send(started + (sent * 1000) / rate));
+        inFlight.push(sender.send(started + (sent * 1000) / rate));
         sent++;
       }
       if (sent >= total) resolve();
@@ -236,10 +215,8 @@ async function openLoop(url: string, id: string, secret: string, rate: number, d
     tick();
   });
   await Promise.all(inFlight);
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  return { rate, p50ms: pct(0.5), p99ms: pct(0.99), errors };
+  const { answered: _answered, ...figures } = sender.finish();
+  return { rate, ...figures };
 }
 
 export async function runTokenBench(opts: { durationMs?: number; concurrency?: number; rounds?: number } = {}): Promise<TokenBenchRow[]> {
