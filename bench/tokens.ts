@@ -35,6 +35,8 @@ export interface TokenBenchRow {
    * of throughput, and of p99 at 70 %, with their range.
    */
   vsFloor: { throughput: number[]; p99At70: number[]; cpu: number[] };
+  /** The same against the bare oidc-provider run with Node's default settings (no memory settings). */
+  vsDefaultsFloor: { throughput: number[]; cpu: number[] };
   /** The server's CPU time per token (every thread), median round. */
   cpuUsPerToken: number;
   memoryIdle: MemoryReport;
@@ -42,14 +44,15 @@ export interface TokenBenchRow {
 }
 
 /** A server in its own process, pinned to one core (taskset) where the machine allows it. */
-export async function startChild(kind: string, people = 0, env: Record<string, string> = {}) {
+export async function startChild(kind: string, people = 0, env: Record<string, string> = {}, opts: { nodeDefaults?: boolean } = {}) {
   const port = await freePort();
   const script = fileURLToPath(new URL('./token-server.ts', import.meta.url));
   // BENCH_CPU_PROF=dir: V8 CPU profiles of the servers' measured windows (profile(); for tuning, not for figures).
   // The servers run with the memory settings `npm start` applies (src/memory-settings.ts), unless
-  // BENCH_NO_MEMORY_SETTINGS=1 (to measure without them).
-  const settings = process.env.BENCH_NO_MEMORY_SETTINGS ? null : missingMemorySettings();
-  const flags: string[] = [...(settings?.flags ?? [])];
+  // opts.nodeDefaults or BENCH_NO_MEMORY_SETTINGS=1 (to measure without them).
+  const settings = opts.nodeDefaults || process.env.BENCH_NO_MEMORY_SETTINGS ? null : missingMemorySettings();
+  // BENCH_NODE_FLAGS: more flags for the servers (to measure a V8 setting before adopting it).
+  const flags: string[] = [...(settings?.flags ?? []), ...(process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
   env = { ...settings?.env, ...env };
   const args = [...flags, script, kind, String(port), String(people)];
   const child = hasTaskset()
@@ -224,11 +227,24 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
   const durationMs = opts.durationMs ?? 3000;
   const concurrency = opts.concurrency ?? 16;
   const rounds = opts.rounds ?? 5;
-  const kinds = ['floor', 'postgres', 'pglite'] as const;
-  // All three run at once and take turns under load, round after round, so that a noisy
-  // neighbour on a shared machine weighs on each of them alike; the median round is reported.
-  const servers = await Promise.all(kinds.map((k) => startChild(k)));
+  // The floor twice: with the memory settings Gatehouse starts with (src/memory-settings.ts), so
+  // that the ratio is the code's, and with Node's defaults, as the library runs out of the box,
+  // so that what those settings cost is in the figures too.
+  const kinds = [
+    { kind: 'floor', server: 'bare oidc-provider (floor)' },
+    { kind: 'floor', server: 'bare oidc-provider, Node defaults', nodeDefaults: true },
+    { kind: 'postgres', server: 'Gatehouse on PostgreSQL' },
+    { kind: 'pglite', server: 'Gatehouse on PGlite' },
+  ] as const;
+  const DEFAULTS_FLOOR = 1;
+  // All run at once and take turns under load, round after round, so that a noisy neighbour on
+  // a shared machine weighs on each of them alike; the median round is reported.
+  const servers = await Promise.all(kinds.map((k) => startChild(k.kind, 0, {}, { nodeDefaults: 'nodeDefaults' in k })));
   try {
+    // Idle memory once starting has settled, as README's `npm start` figures are read: right
+    // after start, compiling PGlite's WebAssembly on a busy core holds several hundred MiB for
+    // a few seconds.
+    await new Promise((r) => setTimeout(r, 10_000));
     const idle: MemoryReport[] = [];
     for (const s of servers) idle.push(await s.memory());
     for (const s of servers) await load(s.url, s.client_id, s.client_secret, 1000, concurrency); // warm-up: JIT, caches
@@ -253,12 +269,15 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
         at70[i]!.push(await openLoop(s.url, s.client_id, s.client_secret, Math.round(medians[i]!.tokensPerSec * 0.7), durationMs));
       }
     }
-    const ratios = (i: number, f: (k: number, r: number) => number) => Array.from({ length: rounds }, (_, r) => f(i, r) / f(0, r));
-    return kinds.map((kind, i) => {
+    const ratios = (i: number, f: (k: number, r: number) => number, to = 0) => Array.from({ length: rounds }, (_, r) => f(i, r) / f(to, r));
+    const throughput = (k: number, r: number) => results[k]![r]!.tokensPerSec;
+    // Floor's CPU per token over this one's: like throughput, higher is better.
+    const cpu = (k: number, r: number) => 1 / results[k]![r]!.cpuUsPerToken;
+    return kinds.map(({ server }, i) => {
       const median = medians[i]!;
       const open = [...at70[i]!].sort((a, b) => a.p99ms - b.p99ms);
       return {
-        server: kind === 'floor' ? 'bare oidc-provider (floor)' : `Gatehouse on ${kind === 'postgres' ? 'PostgreSQL' : 'PGlite'}`,
+        server,
         ...median,
         errors: results[i]!.reduce((n, x) => n + x.errors, 0),
         rssIdleMiB: idle[i]!.rss / 2 ** 20,
@@ -266,12 +285,8 @@ export async function runTokenBench(opts: { durationMs?: number; concurrency?: n
         memoryIdle: idle[i]!,
         memoryLoaded: loaded[i]!,
         at70: { ...open[Math.floor(rounds / 2)]!, errors: at70[i]!.reduce((n, x) => n + x.errors, 0) },
-        vsFloor: {
-          throughput: ratios(i, (k, r) => results[k]![r]!.tokensPerSec),
-          p99At70: ratios(i, (k, r) => at70[k]![r]!.p99ms),
-          // Floor's CPU per token over this one's: like throughput, higher is better.
-          cpu: ratios(i, (k, r) => 1 / results[k]![r]!.cpuUsPerToken),
-        },
+        vsFloor: { throughput: ratios(i, throughput), p99At70: ratios(i, (k, r) => at70[k]![r]!.p99ms), cpu: ratios(i, cpu) },
+        vsDefaultsFloor: { throughput: ratios(i, throughput, DEFAULTS_FLOOR), cpu: ratios(i, cpu, DEFAULTS_FLOOR) },
         cpuUsPerToken: [...results[i]!].map((x) => x.cpuUsPerToken).sort((a, b) => a - b)[Math.floor(rounds / 2)]!,
       };
     });
@@ -284,26 +299,31 @@ const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.l
 const spread = (xs: number[]) => `median ${medianOf(xs).toFixed(2)} (rounds ${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
 
 export function formatTokenRows(rows: TokenBenchRow[]): string {
-  const floor = rows.find((r) => r.server.includes('floor'))!;
-  const lines = ['server                          tokens/s   p50 ms   p99 ms  errors  RSS idle/loaded MiB  vs floor'];
+  const floor = rows[0]!;
+  const defaultsFloor = rows.find((r) => r.server.includes('Node defaults'))!;
+  const lines = ['server                             tokens/s   p50 ms   p99 ms  errors  RSS idle/loaded MiB  vs floor'];
   for (const r of rows) {
     lines.push(
-      `${r.server.padEnd(30)} ${r.tokensPerSec.toFixed(0).padStart(9)} ${r.p50ms.toFixed(2).padStart(8)} ${r.p99ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${`${r.rssIdleMiB.toFixed(0)} / ${r.rssMiB.toFixed(0)}`.padStart(20)} ${(r.tokensPerSec / floor.tokensPerSec).toFixed(2).padStart(9)}`,
+      `${r.server.padEnd(33)} ${r.tokensPerSec.toFixed(0).padStart(9)} ${r.p50ms.toFixed(2).padStart(8)} ${r.p99ms.toFixed(2).padStart(8)} ${String(r.errors).padStart(7)} ${`${r.rssIdleMiB.toFixed(0)} / ${r.rssMiB.toFixed(0)}`.padStart(20)} ${(r.tokensPerSec / floor.tokensPerSec).toFixed(2).padStart(9)}`,
     );
   }
   lines.push('', 'at 70 % of its own maximum (open loop, latency from the scheduled send time, median of the rounds):');
-  lines.push('server                          rate/s   p50 ms   p99 ms  errors  p99 vs floor');
+  lines.push('server                             rate/s   p50 ms   p99 ms  errors  p99 vs floor');
   for (const r of rows) {
     lines.push(
-      `${r.server.padEnd(30)} ${String(r.at70.rate).padStart(7)} ${r.at70.p50ms.toFixed(2).padStart(8)} ${r.at70.p99ms.toFixed(2).padStart(8)} ${String(r.at70.errors).padStart(7)} ${(r.at70.p99ms / floor.at70.p99ms).toFixed(2).padStart(13)}`,
+      `${r.server.padEnd(33)} ${String(r.at70.rate).padStart(7)} ${r.at70.p50ms.toFixed(2).padStart(8)} ${r.at70.p99ms.toFixed(2).padStart(8)} ${String(r.at70.errors).padStart(7)} ${(r.at70.p99ms / floor.at70.p99ms).toFixed(2).padStart(13)}`,
     );
   }
   lines.push('', 'against the floor, round by round (each round runs the servers back to back):');
   for (const r of rows.filter((x) => x !== floor)) {
-    lines.push(`${r.server.padEnd(30)} throughput ${spread(r.vsFloor.throughput)}   p99 at 70 % ${spread(r.vsFloor.p99At70)}`);
+    lines.push(`${r.server.padEnd(33)} throughput ${spread(r.vsFloor.throughput)}   p99 at 70 % ${spread(r.vsFloor.p99At70)}`);
     lines.push(
-      `${''.padEnd(30)} server CPU per token ${r.cpuUsPerToken.toFixed(0)} µs against the floor's ${floor.cpuUsPerToken.toFixed(0)} µs: floor/this ${spread(r.vsFloor.cpu)}`,
+      `${''.padEnd(33)} server CPU per token ${r.cpuUsPerToken.toFixed(0)} µs against the floor's ${floor.cpuUsPerToken.toFixed(0)} µs: floor/this ${spread(r.vsFloor.cpu)}`,
     );
+    if (r !== defaultsFloor)
+      lines.push(
+        `${''.padEnd(33)} against the floor on Node's defaults: throughput ${spread(r.vsDefaultsFloor.throughput)}, CPU ${spread(r.vsDefaultsFloor.cpu)}`,
+      );
   }
   lines.push('', 'where the memory is (V8 heap spaces committed, /proc/self/smaps resident by kind of mapping):');
   for (const r of rows) {

@@ -24,7 +24,19 @@ describe('missingMemorySettings', () => {
   });
 
   it("keeps the operator's own values, from the command line, NODE_OPTIONS or the environment", () => {
-    expect(missingMemorySettings(linux({ ...startEnv() }, ['--max_semi_space_size=64']))).toBeNull();
+    // Each part of the heap's sizing is the operator's once they size it: the young generation …
+    expect(missingMemorySettings(linux({ ...startEnv() }, ['--max_semi_space_size=64']))).toEqual({
+      flags: V8_FLAGS.filter((f) => !f.startsWith('--max-semi-space-size')),
+      env: {},
+    });
+    // … the old generation, by its growth or by its maximum …
+    expect(missingMemorySettings(linux({ ...startEnv() }, ['--max-old-space-size=2048']))).toEqual({
+      flags: V8_FLAGS.filter((f) => !f.startsWith('--heap-growing-percent')),
+      env: {},
+    });
+    // … or both at once.
+    expect(missingMemorySettings(linux({ ...startEnv() }, ['--max-heap-size=1024']))).toBeNull();
+    expect(missingMemorySettings(linux({ ...startEnv() }, ['--max-semi-space-size=64', '--heap_growing_percent=20']))).toBeNull();
     expect(missingMemorySettings(linux({ ...startEnv(), NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=4' }))).toBeNull();
     expect(missingMemorySettings(linux({ MALLOC_MMAP_THRESHOLD_: '65536', UV_THREADPOOL_SIZE: '8' }, [...V8_FLAGS]))).toBeNull();
     // An operator's own malloc setting is theirs; the pool size is still added.
