@@ -12,7 +12,8 @@ import vm from 'node:vm';
 
 /**
  * Environment the server starts with, measured under `npm run bench:load` on PostgreSQL (README,
- * "Sizing"; 321 MiB at the end of the run without them, 243 with them and the V8 flag below):
+ * "Sizing"; 321 MiB at the end of the run without them, 243 with them and the young-generation
+ * flag below, 233-237 with both V8 flags):
  *  - UV_THREADPOOL_SIZE: the libuv pool runs argon2id and WebCrypto signing; more threads than
  *    cores finish no sooner and each thread that ever hashed held a 19 MiB block: the cores, at
  *    least 2, at most libuv's default of 4.
