@@ -34,19 +34,20 @@ export function startEnv(parallelism: number = os.availableParallelism()): Recor
 /**
  * V8 flags, each with the flags by which an operator takes that part of the heap's sizing over.
  *  - Young generation: under load V8 grew new space to ~100 MiB committed; with 8 MiB
- *    semi-spaces it stays at ~15 MiB, and throughput did not move beyond the bench's noise
- *    (16 MiB semi-spaces: ~30 MiB).
+ *    semi-spaces it stays at ~15 MiB (16 MiB semi-spaces: ~30 MiB).
  *  - Old generation: on a machine with much memory and no container limit V8 lets old space grow
  *    to up to 4× what was live after the last full collection before it collects again. Under a
  *    client-credentials load each young collection promotes the requests then in flight
  *    (~0.7 MB, 40-60 times a second), so the old generation filled up to its ~190 MiB limit
  *    with garbage and the resident size of a PostgreSQL-mode server moved between 185 and 305
- *    MiB depending on when it was read (`npm run bench tokens`). Growing by half instead: 191-198
- *    MiB, steadily; server CPU per token did not move beyond the bench's noise (round medians
- *    0.93 against an A/A 0.89, 14 paired rounds). The bare oidc-provider behaves the same (276 MiB
- *    with these flags, 396 without), so this is V8's sizing, not Gatehouse's garbage. An operator
- *    who sizes the heap (--max-old-space-size, which also lowers V8's factor, or a flag of their
- *    own) keeps theirs.
+ *    MiB depending on when it was read (`npm run bench tokens`). Growing by half instead: 190-198
+ *    MiB, steadily. The bare oidc-provider behaves the same (194 MiB with these flags, 270-300
+ *    without), so this is V8's sizing, not Gatehouse's garbage.
+ * The trade is CPU for memory, and this machine's noise is as large as its effect: against Node's
+ * defaults, the bare oidc-provider with both flags issued 0.77-0.88× the tokens in three runs of
+ * `npm run bench tokens`, yet cost the same CPU per token (0.98, A/A 0.98) in a paired run of
+ * twelve rounds (README, "Sizing"). An operator who would rather spend memory sizes the heap
+ * with flags of their own, which are kept.
  */
 const V8_SETTINGS: ReadonlyArray<{ flag: string; ownedBy: readonly string[] }> = [
   { flag: '--max-semi-space-size=8', ownedBy: ['--max-semi-space-size', '--max-heap-size'] },
