@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { V8_FLAGS, missingMemorySettings, startEnv } from '../../src/memory-settings.ts';
 import { freePort } from '../helpers/server.ts';
+import { startInstance } from '../helpers/topology.ts';
 
 describe('missingMemorySettings', () => {
   const linux = (env: NodeJS.ProcessEnv, execArgv: string[] = []) => ({ env, execArgv, platform: 'linux' as const });
@@ -56,25 +57,14 @@ describe.runIf(process.platform === 'linux')('node src/main.ts', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('serves from the same process id with the flag and the environment it was given, and exits 0 on SIGTERM', async () => {
-    const port = await freePort();
-    const child = spawn(process.execPath, ['src/main.ts'], {
-      // An operator's own malloc setting (README, "Sizing") reaches the re-executed server.
-      env: {
-        PATH: process.env.PATH ?? '',
-        PORT: String(port),
-        GATEHOUSE_DATA_DIR: dir,
-        GATEHOUSE_DRAIN_SECONDS: '0',
-        MALLOC_MMAP_THRESHOLD_: '1048576',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    // An operator's own malloc setting (README, "Sizing") reaches the re-executed server. A fresh
+    // embedded database is created first (startInstance waits up to two minutes: a bound, not a timing).
+    const server = await startInstance(await freePort(), {
+      GATEHOUSE_DATA_DIR: dir,
+      GATEHOUSE_DRAIN_SECONDS: '0',
+      MALLOC_MMAP_THRESHOLD_: '1048576',
     });
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (out += c));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    // A fresh embedded database is created first: up to two minutes on a loaded machine (a bound, not a timing).
-    for (let i = 0; i < 1200 && !out.includes('gatehouse listening'); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(out).toContain('gatehouse listening');
+    const child = server.proc;
 
     const cmdline = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
     for (const flag of V8_FLAGS) expect(cmdline).toContain(flag);
@@ -85,7 +75,7 @@ describe.runIf(process.platform === 'linux')('node src/main.ts', () => {
     expect(environ.some((e) => e.startsWith('UV_THREADPOOL_SIZE='))).toBe(true);
 
     child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await server.exited).toBe(0);
   }, 240_000);
 
   it("passes the server's exit code through (a configuration error exits 2)", async () => {
